@@ -375,7 +375,7 @@ fn demo_text(
     let _ = writeln!(text, "Where the work went (supply regions):");
     let _ = writeln!(
         text,
-        "  {:<28} {:>6} {:>12} {:>12} {:>16}",
+        "  {:<34} {:>6} {:>12} {:>12} {:>16}",
         "region", "pools", "units used", "capacity", "max congestion"
     );
     for (region_index, region) in problem.regions.iter().enumerate() {
@@ -393,7 +393,7 @@ fn demo_text(
             .fold(0.0f64, f64::max);
         let _ = writeln!(
             text,
-            "  {:<28} {:>6} {:>12} {:>12} {:>16.4}",
+            "  {:<34} {:>6} {:>12} {:>12} {:>16.4}",
             region.name,
             pools.len(),
             used_units,

@@ -153,22 +153,22 @@ pub fn render(problem: &Problem, solution: &Solution, explanation: &Explanation)
         );
     }
     for (filter, pools) in &explanation.removed {
-        let listed: Vec<&str> = pools
-            .iter()
-            .take(POOLS_LISTED_MAX)
-            .map(|&p| pool_id(p))
-            .collect();
-        let more = pools.len().saturating_sub(POOLS_LISTED_MAX);
+        // Pools of another kind are never candidates: count them only.
+        let listed_max = if *filter == Filter::Kind { 0 } else { POOLS_LISTED_MAX };
+        let listed: Vec<&str> = pools.iter().take(listed_max).map(|&p| pool_id(p)).collect();
         let _ = write!(
             text,
-            "  filter {}: {} pools removed ({}): {}",
+            "  filter {}: {} pools removed ({})",
             filter.as_str(),
             pools.len(),
             filter.describe(),
-            listed.join(", ")
         );
-        if more > 0 {
-            let _ = write!(text, " and {more} more");
+        if !listed.is_empty() {
+            let _ = write!(text, ": {}", listed.join(", "));
+            let more = pools.len() - listed.len();
+            if more > 0 {
+                let _ = write!(text, " and {more} more");
+            }
         }
         text.push('\n');
     }
@@ -178,13 +178,18 @@ pub fn render(problem: &Problem, solution: &Solution, explanation: &Explanation)
         Verdict::NoCandidate => {
             "waiting: no pool passes the filters; relax the constraints above".to_string()
         }
-        Verdict::BidBelowMarket { pool, bid_needed_yuan_per_unit_hour } => format!(
-            "waiting: bid below the market price; the best candidate {} needs a bid of at least {:.4} yuan/unit-hour (market price {:.4} + carbon and transfer)",
-            pool_id(*pool),
-            bid_needed_yuan_per_unit_hour,
-            problem.pools[*pool].price_yuan_per_unit_hour
-                + solution.prices_yuan_per_unit_hour.get(*pool).copied().unwrap_or(0.0),
-        ),
+        Verdict::BidBelowMarket { pool, bid_needed_yuan_per_unit_hour } => {
+            let pool_ref = &problem.pools[*pool];
+            format!(
+                "waiting: bid below the market price; the best candidate {} needs a bid of at least {:.4} yuan/unit-hour = list price {:.4} + congestion {:.4} + carbon {:.4} + data transfer {:.4}",
+                pool_id(*pool),
+                bid_needed_yuan_per_unit_hour,
+                pool_ref.price_yuan_per_unit_hour,
+                solution.prices_yuan_per_unit_hour.get(*pool).copied().unwrap_or(0.0),
+                problem.carbon_yuan_per_unit_hour(pool_ref),
+                problem.transfer_yuan_per_hour(class, pool_ref.region) / class.units as f64,
+            )
+        }
         Verdict::OutOfCapacity { pool, net_yuan_per_unit_hour } => format!(
             "waiting: out of capacity; the best candidate {} is worth {:.4} yuan/unit-hour above its market price, but its units are taken by equal or higher bids or too few are left for one {}",
             pool_id(*pool),
