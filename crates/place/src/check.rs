@@ -150,17 +150,20 @@ pub fn bound(problem: &Problem, index: &Index, prices: &[f64]) -> f64 {
             _ => 0.0,
         }
     };
-    // Per bucket, the pool with the lowest unit cost plus price is the best
-    // one for every non-gang class, since the transfer cost is per region.
-    let cheapest: Vec<Option<usize>> = index
+    // Per bucket, pools by unit cost plus price: the first is the best one
+    // for every non-gang class, since the transfer cost is per region, and
+    // the first big enough is the best one for a gang.
+    let by_cost: Vec<Vec<usize>> = index
         .buckets
         .iter()
         .map(|bucket| {
-            bucket.pools.iter().copied().min_by(|&a, &b| {
+            let mut pools = bucket.pools.clone();
+            pools.sort_by(|&a, &b| {
                 (index.unit_cost[a] + price(a))
                     .total_cmp(&(index.unit_cost[b] + price(b)))
                     .then(a.cmp(&b))
-            })
+            });
+            pools
         })
         .collect();
 
@@ -176,15 +179,13 @@ pub fn bound(problem: &Problem, index: &Index, prices: &[f64]) -> f64 {
                 problem.surplus(class, &problem.pools[pool_index]) - units * price(pool_index);
             best = best.max(gain);
         };
-        if class.gang {
-            index
-                .feasible_pools(problem, class_index)
-                .for_each(&mut consider);
-        } else {
-            for &bucket in index.class_buckets(class_index) {
-                if let Some(pool_index) = cheapest[bucket] {
-                    consider(pool_index);
-                }
+        let block_units = class.block_units();
+        for &bucket in index.class_buckets(class_index) {
+            let fitting = by_cost[bucket]
+                .iter()
+                .find(|&&pool| problem.pools[pool].capacity >= block_units);
+            if let Some(&pool_index) = fitting {
+                consider(pool_index);
             }
         }
         dual += class.count as f64 * best;

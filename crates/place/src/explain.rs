@@ -154,7 +154,11 @@ pub fn render(problem: &Problem, solution: &Solution, explanation: &Explanation)
     }
     for (filter, pools) in &explanation.removed {
         // Pools of another kind are never candidates: count them only.
-        let listed_max = if *filter == Filter::Kind { 0 } else { POOLS_LISTED_MAX };
+        let listed_max = if *filter == Filter::Kind {
+            0
+        } else {
+            POOLS_LISTED_MAX
+        };
         let listed: Vec<&str> = pools.iter().take(listed_max).map(|&p| pool_id(p)).collect();
         let _ = write!(
             text,

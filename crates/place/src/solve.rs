@@ -231,7 +231,8 @@ fn tighten(problem: &Problem, index: &Index, prices: Vec<f64>) -> Vec<f64> {
     }
 }
 
-const TIGHTEN_STEPS: u32 = 24;
+/// Golden-section steps: the interval shrinks to 0.618^16 < 0.1 % of [0, 1].
+const TIGHTEN_STEPS: u32 = 16;
 
 struct Market<'a> {
     problem: &'a Problem,
@@ -247,6 +248,9 @@ struct Market<'a> {
     /// Per bucket: (unit cost + cheapest unit price, pool).
     bucket_keys: Vec<BTreeSet<(Price, usize)>>,
     pool_key: Vec<Option<Price>>,
+    /// Per bucket, the lowest key in `bucket_keys` (infinite when empty): a
+    /// bound on what any pool of the bucket can offer, checked before the set.
+    bucket_key_min: Vec<f64>,
     seq: u64,
     queue: VecDeque<usize>,
     queued: Vec<bool>,
@@ -287,6 +291,7 @@ impl<'a> Market<'a> {
             segments: vec![BTreeMap::new(); problem.pools.len()],
             bucket_keys: vec![BTreeSet::new(); index.buckets.len()],
             pool_key: vec![None; problem.pools.len()],
+            bucket_key_min: vec![f64::INFINITY; index.buckets.len()],
             seq: 0,
             queue: VecDeque::with_capacity(class_count),
             queued: vec![false; class_count],
@@ -403,6 +408,9 @@ impl<'a> Market<'a> {
             self.bucket_keys[bucket].insert((new, pool));
         }
         self.pool_key[pool] = new_key;
+        self.bucket_key_min[bucket] = self.bucket_keys[bucket]
+            .first()
+            .map_or(f64::INFINITY, |(key, _)| key.0);
     }
 
     /// Price per unit that `class` pays for one block in `pool`: the highest
@@ -438,6 +446,9 @@ impl<'a> Market<'a> {
         };
         for &bucket in self.index.class_buckets(class) {
             let base = self.region_value(class, self.index.buckets[bucket].region);
+            if base - self.bucket_key_min[bucket] <= choice.net_second {
+                continue;
+            }
             for &(key, pool) in &self.bucket_keys[bucket] {
                 // `key` is a lower bound on the cost of any block here, and
                 // the set is ordered by it: nothing further can do better.
