@@ -179,11 +179,14 @@ pub fn bound(problem: &Problem, index: &Index, prices: &[f64]) -> f64 {
                 problem.surplus(class, &problem.pools[pool_index]) - units * price(pool_index);
             best = best.max(gain);
         };
-        let block_units = class.block_units();
+        // Only a gang's feasibility depends on a pool's size (FORMAT.md): a
+        // non-gang class counts every pool of the bucket, even one too small
+        // for a single task, as `bound_by_pairs` does.
+        let units_needed = if class.gang { class.block_units() } else { 0 };
         for &bucket in index.class_buckets(class_index) {
             let fitting = by_cost[bucket]
                 .iter()
-                .find(|&&pool| problem.pools[pool].capacity >= block_units);
+                .find(|&&pool| problem.pools[pool].capacity >= units_needed);
             if let Some(&pool_index) = fitting {
                 consider(pool_index);
             }
@@ -194,13 +197,13 @@ pub fn bound(problem: &Problem, index: &Index, prices: &[f64]) -> f64 {
 }
 
 /// The same bound by enumerating every (class, pool) pair: the reference the
-/// indexed version is tested against.
+/// indexed version is tested against. Prices count as in [`bound`].
 pub fn bound_by_pairs(problem: &Problem, prices: &[f64]) -> f64 {
     let price = |pool: usize| {
         prices
             .get(pool)
             .copied()
-            .filter(|lam| *lam > 0.0)
+            .filter(|lam| lam.is_finite() && *lam > 0.0)
             .unwrap_or(0.0)
     };
     let mut dual: f64 = problem
