@@ -102,8 +102,8 @@ impl Class {
     }
 }
 
-/// One scheduling round. Invariants (established by `format::read_problem`
-/// and checked by `Problem::assert_valid`): ids unique per table, matrices
+/// One scheduling round. Invariants (established by `format::read_problem`;
+/// the generator's tests check its output too): ids unique per table, matrices
 /// square in region order, every index in range, every number finite and
 /// non-negative, counts, units and hours positive.
 #[derive(Clone, Debug, PartialEq)]
