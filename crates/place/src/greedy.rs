@@ -10,10 +10,18 @@ use crate::model::{Assignment, Problem, Solution};
 
 pub fn solve(problem: &Problem) -> Solution {
     let index = Index::new(problem);
+    let order: Vec<usize> = (0..problem.classes.len()).collect();
+    solve_in_order(problem, &index, &order)
+}
+
+/// The same policy with the classes taken in `order` (each class at most
+/// once); classes not in `order` stay unplaced.
+pub fn solve_in_order(problem: &Problem, index: &Index, order: &[usize]) -> Solution {
     let mut free_units: Vec<u64> = problem.pools.iter().map(|pool| pool.capacity).collect();
     let mut assignments = Vec::new();
     let mut candidates: Vec<(f64, usize)> = Vec::new();
-    for (class_index, class) in problem.classes.iter().enumerate() {
+    for &class_index in order {
+        let class = &problem.classes[class_index];
         candidates.clear();
         candidates.extend(
             index
@@ -45,6 +53,7 @@ pub fn solve(problem: &Problem) -> Solution {
         }
         assignments[first..].sort();
     }
+    assignments.sort();
     Solution {
         assignments,
         prices_yuan_per_unit_hour: vec![0.0; problem.pools.len()],

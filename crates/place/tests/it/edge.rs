@@ -303,3 +303,24 @@ fn edge_cases() {
         run(&case);
     }
 }
+
+/// Fragmented capacity on a tiny round: the auction alone gives the pool to
+/// the higher value per unit (3 x 18 = 54) and leaves 4 units no one can
+/// use; the optimum is one 5-unit task (40) plus two 2-unit tasks (36). The
+/// solver's greedy guard finds it, and the prices stay a valid certificate.
+#[test]
+fn market_not_below_a_greedy_order_on_fragments() {
+    let problem = read(&two_regions(
+        vec![pool("a1/cpu", "a", "cpu", "x86", 10, 1.0)],
+        vec![
+            class("small", "cpu", 3, 2, 10.0),
+            class("big", "cpu", 1, 5, 9.0),
+        ],
+    ));
+    let solution = solve::solve(&problem, None);
+    let report = assert_feasible(&problem, &solution, "fragments");
+    assert!((report.welfare - 76.0).abs() < 1e-9, "{report:?}");
+    assert!(report.bound >= report.welfare, "{report:?}");
+    assert!(solution.prices_yuan_per_unit_hour[0] >= 0.0);
+    assert_eq!(solve::solve(&problem, Some(&solution)), solution);
+}
