@@ -7,8 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_api;
+mod client;
 mod memory;
 mod place;
+mod remote;
+mod serve;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +30,25 @@ enum Command {
     /// The placement engine: solve, check, explain, generate and benchmark rounds.
     #[command(subcommand)]
     Place(place::PlaceCommand),
+    /// Run the control plane: API server and scheduling loop.
+    Serve(serve::ServeArgs),
+    /// Sign this CLI in to a server; saved in the user's config directory.
+    Login(remote::LoginArgs),
+    /// Tenants (companies): create one (operator), list them.
+    Tenant(remote::WithOutput<remote::PrincipalCommand>),
+    /// Providers (compute-centre owners): create one (operator), list them.
+    Provider(remote::WithOutput<remote::PrincipalCommand>),
+    /// Your API tokens.
+    Token(remote::WithOutput<remote::TokenCommand>),
+    /// Sites and their pools.
+    Site(remote::WithOutput<remote::SiteCommand>),
+    /// Regions, latency and transfer prices.
+    Topology(remote::WithOutput<remote::TopologyCommand>),
+    /// Submit, follow and cancel jobs.
+    Job(remote::WithOutput<remote::JobCommand>),
+    /// Benchmarks of the control plane (the solver's is `place bench`).
+    #[command(subcommand)]
+    Bench(bench_api::BenchCommand),
 }
 
 /// Exit codes scripts can rely on.
@@ -36,12 +59,35 @@ pub mod exit {
     pub const REJECTED: u8 = 1;
     /// Bad input or usage: nothing was done.
     pub const INPUT: u8 = 2;
+    /// The server could not be reached or failed (retry later).
+    pub const UNAVAILABLE: u8 = 3;
+    /// Not signed in, token revoked, or no such thing visible to you.
+    pub const DENIED: u8 = 4;
+    /// A conflict: the name is taken, the job already finished, or rate-limited.
+    pub const CONFLICT: u8 = 5;
+}
+
+fn block_on(future: impl std::future::Future<Output = anyhow::Result<u8>>) -> anyhow::Result<u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(remote::run(future))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Place(place::PlaceCommand::Export(args)) => block_on(remote::export(args.output)),
         Command::Place(command) => place::run(command),
+        Command::Serve(args) => block_on(serve::run(args)),
+        Command::Login(args) => block_on(remote::login(args)),
+        Command::Tenant(c) => block_on(remote::principal("tenant", c.command, c.output)),
+        Command::Provider(c) => block_on(remote::principal("provider", c.command, c.output)),
+        Command::Token(c) => block_on(remote::token(c.command, c.output)),
+        Command::Site(c) => block_on(remote::site(c.command, c.output)),
+        Command::Topology(c) => block_on(remote::topology(c.command, c.output)),
+        Command::Job(c) => block_on(remote::job(c.command, c.output)),
+        Command::Bench(command) => block_on(bench_api::run(command)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

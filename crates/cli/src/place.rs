@@ -27,6 +27,15 @@ pub enum PlaceCommand {
     Demo(DemoArgs),
     /// Benchmark the solver on sizes S, M, L, XL and example files; prints a Markdown table.
     Bench(bench::BenchArgs),
+    /// Export the server's current round as a problem file, to replay offline (operator).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write the problem; standard output when absent.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -136,6 +145,7 @@ pub fn run(command: PlaceCommand) -> Result<u8> {
         PlaceCommand::Explain(args) => run_explain(args),
         PlaceCommand::Demo(args) => run_demo(args),
         PlaceCommand::Bench(args) => bench::run(args),
+        PlaceCommand::Export(_) => unreachable!("main runs export on its runtime"),
     }
 }
 

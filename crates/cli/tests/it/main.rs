@@ -1,11 +1,14 @@
 //! The `suanwang` binary end to end: files in a temporary directory, exit
-//! codes, and the text scripts and people read.
+//! codes, and the text scripts and people read; and (in `server`) the
+//! control plane through real HTTP on SQLite and PostgreSQL.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
+
+mod server;
 
 /// A fresh directory under the system temporary directory, removed on drop.
 /// Commands run inside it, so file names in messages are relative and stable.

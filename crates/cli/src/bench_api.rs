@@ -1,0 +1,482 @@
+//! `suanwang bench submit` and `suanwang bench round`: the control plane's
+//! throughput and round time, measured the way a user would see them.
+//!
+//! - `submit` starts a real `suanwang serve` as a child process (so the
+//!   load generator does not share its runtime), creates a tenant with one
+//!   token per client, and has `--clients` concurrent clients submit
+//!   `examples/hello.toml`-sized jobs for `--seconds`, each with its own
+//!   Idempotency-Key. Every answer is a durable commit (group commit).
+//!   Reports throughput and latency percentiles.
+//! - `round` fills a store directly with a generated national scenario
+//!   (`--pools` pools, jobs totalling `--tasks` waiting tasks) and times one
+//!   scheduling round end to end: read, solve, explain, and persist.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use suanwang_api::{JobSpec, PoolSpec, ResourcesSpec, RunSpec};
+use suanwang_place::gen::{generate, GenParams};
+use suanwang_server::auth::new_token;
+use suanwang_server::{Database, Settings};
+use suanwang_store::{Audit, NewJob, PoolRow, PrincipalRow, Role, SiteRow};
+
+use crate::exit;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Job submissions per second through HTTP, with latency percentiles.
+    Submit(SubmitArgs),
+    /// One scheduling round over many waiting tasks, including persistence.
+    Round(RoundArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// sqlite (a fresh file under --work-dir) or a postgres:// URL.
+    #[arg(long, default_value = "sqlite")]
+    db: String,
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, default_value = "bench-out")]
+    work_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RoundArgs {
+    /// sqlite (a fresh file under --work-dir) or a postgres:// URL of an empty database.
+    #[arg(long, default_value = "sqlite")]
+    db: String,
+    #[arg(long, default_value_t = 1_000)]
+    pools: usize,
+    #[arg(long, default_value_t = 100_000)]
+    tasks: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 3)]
+    repeat: u32,
+    #[arg(long, default_value = "bench-out")]
+    work_dir: PathBuf,
+}
+
+fn say(text: impl AsRef<str>) {
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}", text.as_ref());
+    }
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<u8> {
+    match command {
+        BenchCommand::Submit(args) => submit(args).await,
+        BenchCommand::Round(args) => round(args).await,
+    }
+}
+
+/// A `suanwang serve` child, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(db: &str, work_dir: &std::path::Path, operator: &str) -> anyhow::Result<Server> {
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new(exe);
+    command
+        .arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env("SUANWANG_OPERATOR_TOKEN", operator)
+        .env("SUANWANG_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if db == "sqlite" {
+        let dir = work_dir.join(format!("submit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        command.arg("--data-dir").arg(&dir);
+    } else {
+        command.arg("--db").arg(db);
+    }
+    let mut child = command.spawn().context("starting suanwang serve")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let Some(line) = lines.next() else {
+            bail!("the server exited before serving")
+        };
+        let line = line?;
+        if let Some(rest) = line.strip_prefix("suanwang serving on ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .context("address")?
+                .to_owned();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Server { child, url })
+}
+
+fn hello() -> JobSpec {
+    JobSpec {
+        name: "hello".into(),
+        kind: "batch".into(),
+        tasks: 4,
+        resources: ResourcesSpec {
+            kind: "cpu".into(),
+            units: 1,
+            families: vec![],
+            memory_gib: 0.0,
+        },
+        run: RunSpec {
+            command: "true".into(),
+            args: vec![],
+            env: Default::default(),
+            slurm_script: None,
+        },
+        hours: 0.01,
+        bid_yuan_per_unit_hour: 1.0,
+        origin: "shanghai".into(),
+        latency_ms_max: None,
+        data_region: None,
+        data_gb: 0.0,
+        allowed_regions: None,
+        deadline: None,
+        retries: 2,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn submit(args: SubmitArgs) -> anyhow::Result<u8> {
+    anyhow::ensure!((1..=1024).contains(&args.clients), "--clients: 1 to 1024");
+    std::fs::create_dir_all(&args.work_dir)?;
+    let (operator, _) = new_token();
+    let server = spawn_server(&args.db, &args.work_dir, &operator.0)?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()?;
+    let url = server.url.clone();
+    let tenant: suanwang_api::PrincipalCreated = http
+        .post(format!("{url}/v1/tenants"))
+        .bearer_auth(&operator.0)
+        .json(&serde_json::json!({"name": format!("bench-{}", uuid::Uuid::now_v7().simple())}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let mut tokens = vec![tenant.token.clone()];
+    while tokens.len() < args.clients {
+        let created: suanwang_api::TokenCreated = http
+            .post(format!("{url}/v1/tokens"))
+            .bearer_auth(&tenant.token)
+            .json(&serde_json::json!({}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        tokens.push(created.token);
+    }
+    let body = Arc::new(serde_json::to_vec(&hello())?);
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(args.clients);
+    for token in tokens {
+        let http = http.clone();
+        let url = url.clone();
+        let body = body.clone();
+        clients.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let answer = http
+                    .post(format!("{url}/v1/jobs"))
+                    .bearer_auth(&token)
+                    .header(
+                        suanwang_api::IDEMPOTENCY_KEY_HEADER,
+                        uuid::Uuid::now_v7().to_string(),
+                    )
+                    .header("content-type", "application/json")
+                    .body(body.as_ref().clone())
+                    .send()
+                    .await;
+                match answer {
+                    Ok(response) if response.status().as_u16() == 201 => {
+                        let _ = response.bytes().await;
+                        latencies.push(sent.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for client in clients {
+        let (mine, failed) = client.await?;
+        latencies.extend(mine);
+        errors += failed;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let rate = latencies.len() as f64 / elapsed;
+    let backend = if args.db == "sqlite" {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    say(format!(
+        "{{\"bench\":\"submit\",\"db\":\"{backend}\",\"clients\":{},\"seconds\":{elapsed:.2},\"submitted\":{},\"errors\":{errors},\"per_second\":{rate:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}",
+        args.clients,
+        latencies.len(),
+        percentile(&latencies, 50.0).as_secs_f64() * 1e3,
+        percentile(&latencies, 99.0).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    ));
+    drop(server);
+    Ok(if errors == 0 {
+        exit::OK
+    } else {
+        exit::REJECTED
+    })
+}
+
+/// Six decimals at most: what a price in the API may carry.
+fn price(yuan: f64) -> f64 {
+    (yuan * 1e6).round() / 1e6
+}
+
+async fn round(args: RoundArgs) -> anyhow::Result<u8> {
+    std::fs::create_dir_all(&args.work_dir)?;
+    let database = if args.db == "sqlite" {
+        let path = args
+            .work_dir
+            .join(format!("round-{}.db", std::process::id()));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        Database::Sqlite(path)
+    } else {
+        Database::parse(Some(&args.db), &args.work_dir)?
+    };
+    let opened = suanwang_server::open_store(&database).await?;
+    let store = opened.store.clone();
+    let state = suanwang_server::state(store.clone(), Settings::default()).await?;
+
+    // A national scenario: pools as generated; classes become jobs until the
+    // waiting tasks reach --tasks.
+    let problem = generate(&GenParams {
+        pools: args.pools,
+        classes: (args.tasks as usize / 20).max(10),
+        seed: args.seed,
+    });
+    let at_ms = suanwang_server::now_ms();
+    let audit = |action: &str| Audit {
+        at_ms,
+        principal: "bench".into(),
+        action: action.into(),
+        target: String::new(),
+        detail: String::new(),
+    };
+    let provider = PrincipalRow {
+        id: "pro_bench".into(),
+        role: Role::Provider,
+        name: "bench-provider".into(),
+        parent: None,
+        created_at_ms: at_ms,
+    };
+    let tenant = PrincipalRow {
+        id: "ten_bench".into(),
+        role: Role::Tenant,
+        name: "bench-tenant".into(),
+        parent: None,
+        created_at_ms: at_ms,
+    };
+    for principal in [&provider, &tenant] {
+        let (_, hash) = new_token();
+        let token = suanwang_store::NewToken {
+            id: format!("tok_{}", principal.id),
+            principal: principal.id.clone(),
+            name: "bench".into(),
+            hash,
+            created_at_ms: at_ms,
+        };
+        store
+            .create_principal(principal, &token, &audit("create"))
+            .await?;
+    }
+    let mut sites: std::collections::BTreeMap<&str, Vec<&suanwang_place::Pool>> =
+        Default::default();
+    for pool in &problem.pools {
+        sites.entry(pool.site.as_str()).or_default().push(pool);
+    }
+    for (index, (site_name, pools)) in sites.iter().enumerate() {
+        let site = SiteRow {
+            id: format!("site_{index:05}"),
+            provider: provider.id.clone(),
+            name: (*site_name).to_owned(),
+            region: problem.regions[pools[0].region].id.clone(),
+            lease_expires_at_ms: None,
+            healthy: false,
+            version: 0,
+        };
+        let (_, hash) = new_token();
+        let token = suanwang_store::NewToken {
+            id: format!("tok_{}", site.id),
+            principal: site.id.clone(),
+            name: "agent".into(),
+            hash,
+            created_at_ms: at_ms,
+        };
+        store.create_site(&site, &token, &audit("site")).await?;
+        let rows = pools
+            .iter()
+            .enumerate()
+            .map(|(k, pool)| {
+                let spec = PoolSpec {
+                    name: format!("p{k}"),
+                    kind: pool.kind.as_str().into(),
+                    family: problem.families[pool.family].clone(),
+                    device_model: String::new(),
+                    capacity: pool.capacity,
+                    price_yuan_per_unit_hour: price(pool.price_yuan_per_unit_hour),
+                    power_kw_per_unit: pool.power_kw_per_unit,
+                    pue: pool.pue.max(1.0),
+                    grid_kg_co2_per_kwh: pool.grid_kg_co2_per_kwh,
+                };
+                let def = &suanwang_core::spec::validate_pools(std::slice::from_ref(&spec))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?[0];
+                Ok(PoolRow {
+                    id: format!("pool_{index:05}_{k:02}"),
+                    site: site.id.clone(),
+                    name: spec.name.clone(),
+                    spec: serde_json::to_string(&spec)?,
+                    kind: spec.kind.clone(),
+                    family: spec.family.clone(),
+                    capacity: spec.capacity,
+                    price_micro: def.price_micro_yuan_per_unit_hour,
+                    used: 0,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        store.put_pools(&site.id, &rows, &audit("pools")).await?;
+        store.heartbeat(&site.id, at_ms + 3_600_000).await?;
+    }
+    let mut jobs = Vec::new();
+    let mut tasks = 0u64;
+    for (k, class) in problem.classes.iter().enumerate() {
+        if tasks >= args.tasks {
+            break;
+        }
+        let count = class.count.min(args.tasks - tasks);
+        tasks += count;
+        let region = |i: usize| problem.regions[i].id.clone();
+        let spec = JobSpec {
+            name: class.id.clone(),
+            kind: if class.gang { "gang" } else { "batch" }.into(),
+            tasks: count,
+            resources: ResourcesSpec {
+                kind: class.kind.as_str().into(),
+                units: class.units,
+                families: class
+                    .families
+                    .iter()
+                    .map(|&f| problem.families[f].clone())
+                    .collect(),
+                memory_gib: 0.0,
+            },
+            run: RunSpec {
+                command: "true".into(),
+                args: vec![],
+                env: Default::default(),
+                slurm_script: None,
+            },
+            hours: class.hours,
+            bid_yuan_per_unit_hour: price(class.bid_yuan_per_unit_hour),
+            origin: region(class.origin),
+            latency_ms_max: class.max_latency_ms,
+            data_region: Some(region(class.data_region)),
+            data_gb: class.data_gb,
+            allowed_regions: class
+                .allowed_regions
+                .as_ref()
+                .map(|r| r.iter().map(|&i| region(i)).collect()),
+            deadline: None,
+            retries: 2,
+        };
+        let def = suanwang_core::spec::validate_job(&spec, &state.topology())
+            .map_err(|e| anyhow::anyhow!("class {}: {e}", class.id))?;
+        jobs.push(NewJob {
+            id: format!("job_{k:07}"),
+            tenant: tenant.id.clone(),
+            name: spec.name.clone(),
+            spec: serde_json::to_string(&spec)?,
+            tasks: def.tasks,
+            units: def.units,
+            retries: def.retries,
+            created_at_ms: at_ms,
+            idem: None,
+            audit: audit("job.submit"),
+        });
+    }
+    for chunk in jobs.chunks(1_000) {
+        store.submit_batch(chunk).await?;
+    }
+    say(format!(
+        "{{\"bench\":\"round-setup\",\"db\":\"{}\",\"sites\":{},\"pools\":{},\"jobs\":{},\"tasks\":{tasks}}}",
+        store.backend(),
+        sites.len(),
+        problem.pools.len(),
+        jobs.len()
+    ));
+    anyhow::ensure!(
+        store.try_lead().await?,
+        "this process must lead to run a round"
+    );
+    let mut memory = suanwang_server::scheduler::Memory::default();
+    let mut best = f64::INFINITY;
+    for run in 0..args.repeat.max(1) {
+        let stats = suanwang_server::scheduler::round_once(&state, &mut memory).await?;
+        best = best.min(stats.seconds);
+        say(format!(
+            "{{\"bench\":\"round\",\"db\":\"{}\",\"run\":{run},\"jobs\":{},\"pools\":{},\"placed\":{},\"seconds\":{:.3},\"read_s\":{:.3},\"solve_s\":{:.3},\"write_s\":{:.3}}}",
+            store.backend(),
+            stats.jobs,
+            stats.pools,
+            stats.tasks_placed,
+            stats.seconds,
+            stats.read_seconds,
+            stats.solve_seconds,
+            stats.write_seconds
+        ));
+    }
+    say(format!(
+        "{{\"bench\":\"round-best\",\"db\":\"{}\",\"seconds\":{best:.3}}}",
+        store.backend()
+    ));
+    Ok(exit::OK)
+}

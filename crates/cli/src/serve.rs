@@ -1,0 +1,162 @@
+//! `suanwang serve`: the control plane. Settings come from a TOML file
+//! (`--config`), then environment variables, then flags, each overriding the
+//! one before.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::Deserialize;
+use suanwang_server::auth::Secret;
+use suanwang_server::{Database, Settings};
+
+use crate::exit;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7070].
+    #[arg(long, env = "SUANWANG_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [default: sqlite file in the data directory].
+    #[arg(long, env = "SUANWANG_DB", hide_env_values = true)]
+    db: Option<String>,
+    /// Where the SQLite database lives [default: the user's data directory + /suanwang].
+    #[arg(long, env = "SUANWANG_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML file with any of: listen, db, data_dir, lease_ttl_s, round_interval_ms, rate_limit_per_s, rate_limit_burst.
+    #[arg(long, env = "SUANWANG_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    db: Option<String>,
+    data_dir: Option<PathBuf>,
+    lease_ttl_s: Option<u64>,
+    round_interval_ms: Option<u64>,
+    rate_limit_per_s: Option<u32>,
+    rate_limit_burst: Option<u32>,
+}
+
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_local_dir()
+        .map(|dir| dir.join("suanwang"))
+        .unwrap_or_else(|| PathBuf::from("suanwang-data"))
+}
+
+/// The resolved configuration of one server.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub database: Database,
+    pub settings: Settings,
+}
+
+pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("{}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(default_data_dir);
+    let database = Database::parse(args.db.as_deref().or(file.db.as_deref()), &data_dir)?;
+    let mut settings = Settings::default();
+    if let Some(ttl) = file.lease_ttl_s {
+        anyhow::ensure!((1..=3600).contains(&ttl), "lease_ttl_s: must be 1 to 3600");
+        settings.lease_ttl = Duration::from_secs(ttl);
+    }
+    if let Some(ms) = file.round_interval_ms {
+        anyhow::ensure!(
+            (10..=600_000).contains(&ms),
+            "round_interval_ms: must be 10 to 600000"
+        );
+        settings.round_interval = Duration::from_millis(ms);
+    }
+    if let Some(rate) = file.rate_limit_per_s {
+        anyhow::ensure!(rate > 0, "rate_limit_per_s: must be > 0");
+        settings.rate_limit_per_s = rate;
+    }
+    if let Some(burst) = file.rate_limit_burst {
+        anyhow::ensure!(burst > 0, "rate_limit_burst: must be > 0");
+        settings.rate_limit_burst = burst;
+    }
+    Ok(ServeConfig {
+        listen,
+        database,
+        settings,
+    })
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SUANWANG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    init_tracing();
+    let config = resolve(args)?;
+    let opened = suanwang_server::open_store(&config.database).await?;
+    let state = suanwang_server::state(opened.store.clone(), config.settings).await?;
+    let given = std::env::var("SUANWANG_OPERATOR_TOKEN").ok().map(Secret);
+    if let Some(secret) = suanwang_server::bootstrap_operator(&state, given.as_ref()).await? {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("operator token (shown once, keep it safe): {}", secret.0);
+        }
+    }
+    let running = suanwang_server::start(state, config.listen).await?;
+    tracing::info!(addr = %running.addr, db = ?config.database, "serving");
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "suanwang serving on http://{} ({})",
+            running.addr,
+            running.state.store.backend()
+        );
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    running.stop().await;
+    drop(opened);
+    Ok(exit::OK)
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,14 @@
+//! suanwang's domain core. Pure like `suanwang-place`: no IO, no clock, no
+//! randomness. Time comes in as an argument (milliseconds since the epoch).
+//!
+//! It reads wire types (`suanwang-api`) as *input* to validation and turns
+//! them into domain types; it never serialises anything itself.
+
+pub mod error;
+pub mod lifecycle;
+pub mod money;
+pub mod round;
+pub mod spec;
+pub mod topology;
+
+pub use error::FieldError;

@@ -1,0 +1,51 @@
+//! Money and prices as integers. A price per unit-hour is held in micro-yuan
+//! (10^-6 yuan): list prices like 0.35 yuan per core-hour are exact, and sums
+//! over millions of unit-hours stay far inside `i64`. The placement engine
+//! works in `f64` (FORMAT.md fixes that); conversion happens only at its door.
+
+use crate::FieldError;
+
+pub const MICRO_PER_YUAN: i64 = 1_000_000;
+/// A price above this per unit-hour is a typo, not a bid.
+pub const PRICE_YUAN_PER_UNIT_HOUR_MAX: f64 = 1_000_000.0;
+
+/// Converts a price in yuan to micro-yuan, rejecting what is not a finite,
+/// non-negative number with at most six decimals.
+pub fn micro_yuan(field: &str, yuan: f64) -> Result<i64, FieldError> {
+    if !yuan.is_finite() || yuan < 0.0 {
+        return Err(FieldError::new(field, "must be a finite number >= 0"));
+    }
+    if yuan > PRICE_YUAN_PER_UNIT_HOUR_MAX {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {PRICE_YUAN_PER_UNIT_HOUR_MAX} yuan"),
+        ));
+    }
+    let scaled = yuan * MICRO_PER_YUAN as f64;
+    let rounded = scaled.round();
+    if (scaled - rounded).abs() > 1e-3 {
+        return Err(FieldError::new(field, "at most 6 decimal places"));
+    }
+    Ok(rounded as i64)
+}
+
+pub fn yuan(micro: i64) -> f64 {
+    micro as f64 / MICRO_PER_YUAN as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_round_trip() {
+        for (text, micro) in [(0.35, 350_000), (2.5, 2_500_000), (0.000001, 1), (0.0, 0)] {
+            assert_eq!(micro_yuan("p", text).unwrap(), micro);
+            assert_eq!(yuan(micro).to_bits(), text.to_bits(), "exact");
+        }
+        assert!(micro_yuan("p", -1.0).is_err());
+        assert!(micro_yuan("p", f64::NAN).is_err());
+        assert!(micro_yuan("p", 0.0000001).is_err());
+        assert_eq!(micro_yuan("x.y", 1e9).unwrap_err().field, "x.y");
+    }
+}

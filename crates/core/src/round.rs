@@ -1,0 +1,281 @@
+//! One scheduling round: waiting jobs and free pool capacity in, a
+//! `suanwang.placement/v1` problem built, solved by the placement engine,
+//! and a plan out (how many tasks of which job go to which pool, and why
+//! each job left waiting waits). Pure: the scheduling loop does the IO.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use suanwang_place::explain::{explain, render};
+use suanwang_place::{solve, Class, Kind, Pool, Problem, Region, Solution};
+
+use crate::money::yuan;
+use crate::spec::{JobDef, JobKind};
+use crate::topology::Topology;
+
+/// A pool as the round sees it: what is free now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundPool {
+    pub id: String,
+    pub site: String,
+    pub region: usize,
+    pub kind: Kind,
+    pub family: String,
+    /// Capacity minus the units held by placed and running tasks.
+    pub free_units: u64,
+    pub price_micro_yuan_per_unit_hour: i64,
+    pub power_kw_per_unit: f64,
+    pub pue: f64,
+    pub grid_kg_co2_per_kwh: f64,
+}
+
+/// A job with tasks waiting.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundJob {
+    pub id: String,
+    pub tenant: String,
+    pub def: Arc<JobDef>,
+    /// Tasks waiting for a pool. For a gang, all of its unfinished tasks.
+    pub pending: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Placement {
+    /// Index into the round's jobs.
+    pub job: usize,
+    /// Index into the round's pools.
+    pub pool: usize,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Sorted by (job, pool).
+    pub placements: Vec<Placement>,
+    /// Jobs left (partly) waiting, with the engine's explanation.
+    pub waiting: Vec<(usize, String)>,
+    pub tasks_placed: u64,
+    pub welfare: f64,
+}
+
+/// The placement problem of a round. Class `i` is job `i`; pool `j` is
+/// pool `j`. Pools with nothing free are left in (capacity 0) so prices and
+/// explanations still name them.
+pub fn problem(topology: &Topology, pools: &[RoundPool], jobs: &[RoundJob]) -> Problem {
+    let mut family_index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut families: Vec<String> = Vec::new();
+    let mut intern = |name: &str, family_index: &mut BTreeMap<&str, usize>| -> usize {
+        if let Some(&index) = family_index.get(name) {
+            return index;
+        }
+        families.push(name.to_owned());
+        families.len() - 1
+    };
+    let mut problem_pools = Vec::with_capacity(pools.len());
+    for pool in pools {
+        let family = intern(&pool.family, &mut family_index);
+        family_index.entry(pool.family.as_str()).or_insert(family);
+        problem_pools.push(Pool {
+            id: pool.id.clone(),
+            site: pool.site.clone(),
+            region: pool.region,
+            kind: pool.kind,
+            family,
+            capacity: pool.free_units,
+            price_yuan_per_unit_hour: yuan(pool.price_micro_yuan_per_unit_hour),
+            power_kw_per_unit: pool.power_kw_per_unit,
+            pue: pool.pue,
+            grid_kg_co2_per_kwh: pool.grid_kg_co2_per_kwh,
+        });
+    }
+    let mut classes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        assert!(job.pending > 0, "a round job has tasks waiting");
+        let def = &job.def;
+        let mut class_families: Vec<usize> = def
+            .families
+            .iter()
+            .map(|name| {
+                let index = intern(name, &mut family_index);
+                family_index.entry(name.as_str()).or_insert(index);
+                index
+            })
+            .collect();
+        class_families.sort_unstable();
+        class_families.dedup();
+        classes.push(Class {
+            id: job.id.clone(),
+            tenant: job.tenant.clone(),
+            kind: def.resource_kind,
+            families: class_families,
+            count: job.pending,
+            units: def.units,
+            hours: def.hours,
+            bid_yuan_per_unit_hour: yuan(def.bid_micro_yuan_per_unit_hour),
+            origin: def.origin,
+            max_latency_ms: def.latency_ms_max,
+            data_region: def.data_region,
+            data_gb: def.data_gb,
+            allowed_regions: def.allowed_regions.clone(),
+            gang: def.kind == JobKind::Gang,
+        });
+    }
+    Problem {
+        regions: topology
+            .regions
+            .iter()
+            .map(|region| Region {
+                id: region.id.clone(),
+                name: region.name.clone(),
+                lat_deg: region.lat_deg,
+                lon_deg: region.lon_deg,
+            })
+            .collect(),
+        latency_ms: topology.latency_ms.clone(),
+        transfer_yuan_per_gb: topology.transfer_yuan_per_gb.clone(),
+        carbon_yuan_per_kg: topology.carbon_yuan_per_kg,
+        families,
+        pools: problem_pools,
+        classes,
+    }
+}
+
+/// Solves a round: the market placement, and an explanation for every job
+/// left waiting.
+pub fn plan(topology: &Topology, pools: &[RoundPool], jobs: &[RoundJob]) -> (Problem, Plan) {
+    let problem = problem(topology, pools, jobs);
+    let solution = solve::solve(&problem, None);
+    let plan = plan_of(&problem, &solution);
+    (problem, plan)
+}
+
+fn plan_of(problem: &Problem, solution: &Solution) -> Plan {
+    let mut placed = vec![0u64; problem.classes.len()];
+    let mut used = vec![0u64; problem.pools.len()];
+    let placements: Vec<Placement> = solution
+        .assignments
+        .iter()
+        .map(|assignment| {
+            placed[assignment.class] += assignment.count;
+            used[assignment.pool] += assignment.count * problem.classes[assignment.class].units;
+            Placement {
+                job: assignment.class,
+                pool: assignment.pool,
+                count: assignment.count,
+            }
+        })
+        .collect();
+    // Postconditions: capacity respected, nothing placed twice.
+    for (pool, &units) in problem.pools.iter().zip(&used) {
+        assert!(units <= pool.capacity, "round over-fills pool {}", pool.id);
+    }
+    let mut waiting = Vec::new();
+    for (class_index, class) in problem.classes.iter().enumerate() {
+        assert!(placed[class_index] <= class.count);
+        if placed[class_index] < class.count {
+            let explanation = explain(problem, solution, class_index);
+            waiting.push((class_index, render(problem, solution, &explanation)));
+        }
+    }
+    Plan {
+        tasks_placed: placed.iter().sum(),
+        welfare: solve::welfare(problem, solution),
+        placements,
+        waiting,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use suanwang_api::{JobSpec, ResourcesSpec, RunSpec};
+
+    use super::*;
+    use crate::spec::validate_job;
+
+    fn job(topology: &Topology, id: &str, tasks: u64, bid: f64, gang: bool) -> RoundJob {
+        let spec = JobSpec {
+            name: id.into(),
+            kind: if gang { "gang" } else { "batch" }.into(),
+            tasks,
+            resources: ResourcesSpec {
+                kind: "cpu".into(),
+                units: 2,
+                families: vec![],
+                memory_gib: 0.0,
+            },
+            run: RunSpec {
+                command: "true".into(),
+                args: vec![],
+                env: Default::default(),
+                slurm_script: None,
+            },
+            hours: 1.0,
+            bid_yuan_per_unit_hour: bid,
+            origin: "shanghai".into(),
+            latency_ms_max: None,
+            data_region: None,
+            data_gb: 0.0,
+            allowed_regions: None,
+            deadline: None,
+            retries: 0,
+        };
+        RoundJob {
+            id: id.into(),
+            tenant: "t".into(),
+            def: Arc::new(validate_job(&spec, topology).unwrap()),
+            pending: tasks,
+        }
+    }
+
+    fn pool(topology: &Topology, id: &str, region: &str, free: u64, price: i64) -> RoundPool {
+        RoundPool {
+            id: id.into(),
+            site: "s".into(),
+            region: topology.region(region).unwrap(),
+            kind: Kind::Cpu,
+            family: "x86".into(),
+            free_units: free,
+            price_micro_yuan_per_unit_hour: price,
+            power_kw_per_unit: 0.0,
+            pue: 1.0,
+            grid_kg_co2_per_kwh: 0.0,
+        }
+    }
+
+    #[test]
+    fn places_within_capacity_and_explains_the_rest() {
+        let topology = Topology::national();
+        let pools = vec![
+            pool(&topology, "cheap", "guian", 8, 100_000),
+            pool(&topology, "dear", "shanghai", 4, 900_000),
+        ];
+        let jobs = vec![
+            job(&topology, "a", 4, 2.0, false),
+            job(&topology, "b", 10, 0.5, false),
+            job(&topology, "g", 3, 5.0, true),
+        ];
+        let (problem, plan) = plan(&topology, &pools, &jobs);
+        assert_eq!(problem.classes.len(), 3);
+        let placed_units: u64 = plan.placements.iter().map(|p| p.count * 2).sum();
+        assert!(placed_units <= 12);
+        // The gang (6 units) fits only whole, in one pool.
+        let gang: Vec<_> = plan.placements.iter().filter(|p| p.job == 2).collect();
+        assert!(gang.is_empty() || (gang.len() == 1 && gang[0].count == 3));
+        // Everything not placed is explained.
+        let placed_b: u64 = plan
+            .placements
+            .iter()
+            .filter(|p| p.job == 1)
+            .map(|p| p.count)
+            .sum();
+        assert!(placed_b < 10);
+        assert!(plan
+            .waiting
+            .iter()
+            .any(|(job, why)| *job == 1 && !why.is_empty()));
+        assert_eq!(
+            plan.tasks_placed,
+            plan.placements.iter().map(|p| p.count).sum::<u64>()
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! Sites, pools, and the agent protocol: heartbeat a lease, long-poll
+//! assignments, report statuses and usage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use suanwang_api::{
+    AssignmentView, Assignments, CreateSite, JobSpec, Lease, PoolSpec, PoolView, PutPools,
+    ReportOutcome, Reports, ReportsAnswer, SiteCreated, SiteView,
+};
+use suanwang_core::spec::validate_pools;
+use suanwang_store::{Audit, ItemOutcome, NewToken, PoolRow, Role, SiteRow, StatusIn, UsageIn};
+
+use crate::auth::{new_id, new_token, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::json::StrictJson;
+use crate::now_ms;
+use crate::routes::{check_name, check_path_id};
+use crate::state::AppState;
+
+/// Items per report: an agent with more sends several.
+pub const REPORT_ITEMS_MAX: usize = 10_000;
+pub const OUTPUT_TAIL_BYTES_MAX: usize = 16 * 1024;
+
+/// The site, if the caller may act for it: the site itself, its provider,
+/// or the operator. Anyone else gets 404.
+async fn visible_site(state: &AppState, caller: &Caller, id: &str) -> ApiResult<SiteRow> {
+    check_path_id(id)?;
+    let site = state
+        .store
+        .site(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("site {id}")))?;
+    let allowed = match caller.role() {
+        Role::Operator => true,
+        Role::Provider => site.provider == caller.id(),
+        Role::Site => site.id == caller.id(),
+        Role::Tenant => false,
+    };
+    if allowed {
+        Ok(site)
+    } else {
+        Err(ApiError::not_found(format!("site {id}")))
+    }
+}
+
+/// Only the site's own agent speaks the agent protocol.
+async fn own_site(state: &AppState, caller: &Caller, id: &str) -> ApiResult<SiteRow> {
+    let site = visible_site(state, caller, id).await?;
+    if caller.role() != Role::Site {
+        return Err(ApiError::not_found(format!("site {id}")));
+    }
+    Ok(site)
+}
+
+async fn site_view(state: &AppState, site: SiteRow) -> ApiResult<SiteView> {
+    let pools = state.store.pools(&site.id).await?;
+    let pools = pools
+        .into_iter()
+        .map(|pool| {
+            let spec: PoolSpec = serde_json::from_str(&pool.spec).map_err(ApiError::internal)?;
+            Ok(PoolView {
+                id: pool.id,
+                spec,
+                used: pool.used,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(SiteView {
+        id: site.id,
+        name: site.name,
+        region: site.region,
+        provider: site.provider,
+        healthy: site.healthy,
+        lease_expires_at_ms: site.lease_expires_at_ms,
+        pools,
+    })
+}
+
+#[utoipa::path(post, path = "/v1/sites", request_body = CreateSite, responses((status = 201, body = SiteCreated)), tag = "sites")]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    body: StrictJson<CreateSite>,
+) -> ApiResult<(StatusCode, Json<SiteCreated>)> {
+    caller.require(Role::Provider)?;
+    let body = body.value;
+    check_name("name", &body.name)?;
+    state.topology().require_region("region", &body.region)?;
+    let now = now_ms();
+    let site = SiteRow {
+        id: new_id("site_"),
+        provider: caller.id().to_owned(),
+        name: body.name.clone(),
+        region: body.region.clone(),
+        lease_expires_at_ms: None,
+        healthy: false,
+        version: 0,
+    };
+    let (secret, hash) = new_token();
+    let token = NewToken {
+        id: new_id("tok_"),
+        principal: site.id.clone(),
+        name: "agent".into(),
+        hash,
+        created_at_ms: now,
+    };
+    let audit = Audit {
+        at_ms: now,
+        principal: caller.id().to_owned(),
+        action: "site.create".into(),
+        target: site.id.clone(),
+        detail: format!("{} in {}", body.name, body.region),
+    };
+    state.store.create_site(&site, &token, &audit).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SiteCreated {
+            id: site.id,
+            name: site.name,
+            region: site.region,
+            token: secret.0,
+            token_id: token.id,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/sites", responses((status = 200, body = Vec<SiteView>)), tag = "sites")]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<SiteView>>> {
+    let sites = match caller.role() {
+        Role::Operator => state.store.sites(None).await?,
+        Role::Provider => state.store.sites(Some(caller.id())).await?,
+        Role::Site => state.store.site(caller.id()).await?.into_iter().collect(),
+        Role::Tenant => Vec::new(),
+    };
+    let mut views = Vec::with_capacity(sites.len());
+    for site in sites {
+        views.push(site_view(&state, site).await?);
+    }
+    Ok(Json(views))
+}
+
+#[utoipa::path(get, path = "/v1/sites/{id}", params(("id" = String, Path)), responses((status = 200, body = SiteView)), tag = "sites")]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SiteView>> {
+    let site = visible_site(&state, &caller, &id).await?;
+    Ok(Json(site_view(&state, site).await?))
+}
+
+#[utoipa::path(put, path = "/v1/sites/{id}/pools", params(("id" = String, Path)), request_body = PutPools, responses((status = 200, body = SiteView)), tag = "agent")]
+pub async fn put_pools(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: StrictJson<PutPools>,
+) -> ApiResult<Json<SiteView>> {
+    let site = visible_site(&state, &caller, &id).await?;
+    if caller.role() == Role::Operator {
+        return Err(ApiError::not_found(format!("site {id}")));
+    }
+    let defs = validate_pools(&body.value.pools)?;
+    let rows = body
+        .value
+        .pools
+        .iter()
+        .zip(&defs)
+        .map(|(spec, def)| {
+            Ok(PoolRow {
+                id: new_id("pool_"),
+                site: site.id.clone(),
+                name: def.name.clone(),
+                spec: serde_json::to_string(spec).map_err(ApiError::internal)?,
+                kind: def.kind.as_str().to_owned(),
+                family: def.family.clone(),
+                capacity: def.capacity,
+                price_micro: def.price_micro_yuan_per_unit_hour,
+                used: 0,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let audit = Audit {
+        at_ms: now_ms(),
+        principal: caller.id().to_owned(),
+        action: "site.pools".into(),
+        target: site.id.clone(),
+        detail: format!("{} pools", rows.len()),
+    };
+    state.store.put_pools(&site.id, &rows, &audit).await?;
+    state.wake.notify_one();
+    Ok(Json(site_view(&state, site).await?))
+}
+
+#[utoipa::path(post, path = "/v1/sites/{id}/heartbeat", params(("id" = String, Path)), responses((status = 200, body = Lease)), tag = "agent")]
+pub async fn heartbeat(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Lease>> {
+    let site = own_site(&state, &caller, &id).await?;
+    let ttl = state.settings.lease_ttl;
+    let expires_at_ms = now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+    state.store.heartbeat(&site.id, expires_at_ms).await?;
+    if !site.healthy {
+        // A site (back) in service is new capacity.
+        state.wake.notify_one();
+    }
+    Ok(Json(Lease {
+        site: site.id,
+        expires_at_ms,
+        ttl_s: ttl.as_secs(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PollQuery {
+    /// The version the agent has; the answer waits until it changes.
+    pub version: Option<i64>,
+    /// Longest wait, seconds (capped by the server).
+    pub wait_s: Option<u64>,
+}
+
+/// How often a long poll re-reads the version when no local change wakes it
+/// (changes made by another server process).
+const POLL_TICK: Duration = Duration::from_millis(500);
+
+#[utoipa::path(get, path = "/v1/sites/{id}/assignments", params(("id" = String, Path), PollQuery), responses((status = 200, body = Assignments)), tag = "agent")]
+pub async fn assignments(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<PollQuery>,
+) -> ApiResult<Json<Assignments>> {
+    let site = own_site(&state, &caller, &id).await?;
+    if let Some(known) = query.version {
+        let wait = Duration::from_secs(query.wait_s.unwrap_or(0)).min(state.settings.long_poll_max);
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changes = state.changes.subscribe();
+        while state.store.site_version(&site.id).await? == known
+            && tokio::time::Instant::now() < deadline
+        {
+            let tick = tokio::time::sleep(
+                POLL_TICK.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            );
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tick => {}
+            }
+        }
+    }
+    let (version, rows) = state.store.assignments(&site.id).await?;
+    let assignments = rows
+        .into_iter()
+        .map(|row| {
+            let spec: JobSpec = serde_json::from_str(&row.spec).map_err(ApiError::internal)?;
+            Ok(AssignmentView {
+                job: row.job,
+                task: row.task,
+                attempt: row.attempt,
+                pool: row.pool,
+                state: row.state,
+                units: row.units,
+                hours: spec.hours,
+                run: spec.run,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Assignments {
+        version,
+        assignments,
+    }))
+}
+
+fn outcome(item: ItemOutcome) -> ReportOutcome {
+    match item {
+        ItemOutcome::Accepted => ReportOutcome {
+            outcome: "accepted".into(),
+            reason: None,
+        },
+        ItemOutcome::Duplicate => ReportOutcome {
+            outcome: "duplicate".into(),
+            reason: None,
+        },
+        ItemOutcome::Rejected(reason) => ReportOutcome {
+            outcome: "rejected".into(),
+            reason: Some(reason),
+        },
+    }
+}
+
+#[utoipa::path(post, path = "/v1/sites/{id}/reports", params(("id" = String, Path)), request_body = Reports, responses((status = 200, body = ReportsAnswer)), tag = "agent")]
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: StrictJson<Reports>,
+) -> ApiResult<Json<ReportsAnswer>> {
+    let site = own_site(&state, &caller, &id).await?;
+    let reports = body.value;
+    if reports.statuses.len() + reports.usage.len() > REPORT_ITEMS_MAX {
+        return Err(ApiError::invalid(
+            "statuses",
+            format!("at most {REPORT_ITEMS_MAX} items per report"),
+        ));
+    }
+    let mut statuses = Vec::with_capacity(reports.statuses.len());
+    for (i, status) in reports.statuses.into_iter().enumerate() {
+        if !matches!(status.state.as_str(), "running" | "succeeded" | "failed") {
+            return Err(ApiError::invalid(
+                format!("statuses[{i}].state"),
+                "must be running, succeeded or failed",
+            ));
+        }
+        let mut tail = status.output_tail;
+        if let Some(text) = &mut tail {
+            if text.len() > OUTPUT_TAIL_BYTES_MAX {
+                let mut cut = text.len() - OUTPUT_TAIL_BYTES_MAX;
+                while !text.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                text.drain(..cut);
+            }
+        }
+        statuses.push(StatusIn {
+            job: status.job,
+            task: status.task,
+            attempt: status.attempt,
+            state: status.state,
+            exit_code: status.exit_code,
+            reason: status.reason.map(|r| r.chars().take(1024).collect()),
+            output_tail: tail,
+        });
+    }
+    let usage: Vec<UsageIn> = reports
+        .usage
+        .into_iter()
+        .map(|u| UsageIn {
+            job: u.job,
+            task: u.task,
+            attempt: u.attempt,
+            seq: u.seq,
+            pool: u.pool,
+            units: u.units,
+            wall_ms: u.wall_ms,
+        })
+        .collect();
+    let (status_outcomes, usage_outcomes) = state
+        .store
+        .report(&site.id, &statuses, &usage, now_ms())
+        .await?;
+    if status_outcomes.contains(&ItemOutcome::Accepted) {
+        // Finished tasks free capacity.
+        state.wake.notify_one();
+    }
+    Ok(Json(ReportsAnswer {
+        statuses: status_outcomes.into_iter().map(outcome).collect(),
+        usage: usage_outcomes.into_iter().map(outcome).collect(),
+    }))
+}

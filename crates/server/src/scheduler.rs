@@ -1,0 +1,277 @@
+//! The scheduling loop. On the elected leader only: on every wake-up (a
+//! submit, a completion, a site coming back) and at least every
+//! `round_interval`, it lapses expired leases, reads the waiting tasks and
+//! free capacity, solves one round with the placement engine, and writes
+//! every placement and explanation in one transaction.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use suanwang_api::{JobSpec, PoolSpec};
+use suanwang_core::round::{self, RoundJob, RoundPool};
+use suanwang_core::spec::{validate_job, JobDef, JobKind};
+use suanwang_core::topology::Topology;
+use suanwang_place::Kind;
+use suanwang_store::{RoundInput, RoundWrite};
+use tokio::sync::watch;
+
+use crate::now_ms;
+use crate::state::AppState;
+
+/// How often a follower asks for the leadership: a dead leader is replaced
+/// within this plus the database's notice of the closed connection.
+pub const LEAD_RETRY: Duration = Duration::from_secs(2);
+/// The shortest pause between two rounds.
+pub const ROUND_GAP_MIN: Duration = Duration::from_millis(50);
+
+/// Parsed job specs by job id, kept across rounds so a waiting job is parsed
+/// once. Entries of jobs no longer waiting are dropped every round.
+pub type SpecCache = HashMap<String, Result<Arc<JobDef>, String>>;
+
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub pools: Vec<RoundPool>,
+    pub jobs: Vec<RoundJob>,
+    /// Jobs that wait for a reason outside the engine: (job, why).
+    pub held: Vec<(String, String)>,
+}
+
+/// Turns the store's rows into the round's inputs.
+pub fn prepare(topology: &Topology, input: RoundInput, cache: &mut SpecCache) -> Prepared {
+    let mut prepared = Prepared::default();
+    for (pool, region) in input.pools {
+        let Some(region) = topology.region(&region) else {
+            tracing::warn!(pool = %pool.id, %region, "pool's region is not in the topology; skipped");
+            continue;
+        };
+        let Some(kind) = Kind::parse(&pool.kind) else {
+            continue;
+        };
+        let spec: Option<PoolSpec> = serde_json::from_str(&pool.spec).ok();
+        let (power, pue, grid) = spec
+            .map(|s| (s.power_kw_per_unit, s.pue, s.grid_kg_co2_per_kwh))
+            .unwrap_or((0.0, 1.0, 0.0));
+        prepared.pools.push(RoundPool {
+            id: pool.id,
+            site: pool.site,
+            region,
+            kind,
+            family: pool.family,
+            free_units: pool.capacity.saturating_sub(pool.used),
+            price_micro_yuan_per_unit_hour: pool.price_micro,
+            power_kw_per_unit: power,
+            pue,
+            grid_kg_co2_per_kwh: grid,
+        });
+    }
+    let mut next_cache = SpecCache::with_capacity(input.jobs.len());
+    for job in input.jobs {
+        let def = match cache.remove(&job.id) {
+            Some(def) => def,
+            None => serde_json::from_str::<JobSpec>(&job.spec)
+                .map_err(|e| format!("stored spec unreadable: {e}"))
+                .and_then(|spec| {
+                    validate_job(&spec, topology).map_err(|e| format!("spec no longer valid: {e}"))
+                })
+                .map(Arc::new),
+        };
+        match &def {
+            Err(why) => prepared.held.push((job.id.clone(), why.clone())),
+            Ok(def) if def.kind == JobKind::Gang && job.pending != job.live => {
+                prepared.held.push((job.id.clone(), format!("gang: waiting for {} of its tasks to finish before all {} start again together", job.live - job.pending, job.live)));
+            }
+            Ok(def) => prepared.jobs.push(RoundJob {
+                id: job.id.clone(),
+                tenant: job.tenant.clone(),
+                def: def.clone(),
+                pending: job.pending,
+            }),
+        }
+        next_cache.insert(job.id, def);
+    }
+    *cache = next_cache;
+    prepared
+}
+
+#[derive(Debug, Default)]
+pub struct Memory {
+    specs: SpecCache,
+    /// The last explanation written per waiting job, so unchanged ones are
+    /// not rewritten every round.
+    whys: HashMap<String, String>,
+    topology_text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RoundStats {
+    pub jobs: usize,
+    pub pools: usize,
+    pub tasks_placed: u64,
+    pub seconds: f64,
+    /// Reading the input, solving (with explanations), and persisting.
+    pub read_seconds: f64,
+    pub solve_seconds: f64,
+    pub write_seconds: f64,
+}
+
+/// One round, start to finish. Public for the benchmark.
+pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::Result<RoundStats> {
+    let started = Instant::now();
+    // Another server may have replaced the topology.
+    if let Some(text) = state.store.topology().await? {
+        if memory.topology_text.as_deref() != Some(&text) {
+            let spec = serde_json::from_str(&text)?;
+            let topology = Topology::validate(&spec)?;
+            *state.topology.write().expect("topology lock") = Arc::new(topology);
+            memory.specs.clear();
+            memory.topology_text = Some(text);
+        }
+    }
+    let topology = state.topology();
+    let input = state.store.round_input().await?;
+    let prepared = prepare(&topology, input, &mut memory.specs);
+    let Prepared { pools, jobs, held } = prepared;
+    let read_seconds = started.elapsed().as_secs_f64();
+    let (pools, jobs, plan) = tokio::task::spawn_blocking(move || {
+        let (_, plan) = round::plan(&topology, &pools, &jobs);
+        (pools, jobs, plan)
+    })
+    .await?;
+    let mut write = RoundWrite {
+        at_ms: now_ms(),
+        ..RoundWrite::default()
+    };
+    for placement in &plan.placements {
+        let pool = &pools[placement.pool];
+        write.placements.push((
+            jobs[placement.job].id.clone(),
+            pool.id.clone(),
+            pool.site.clone(),
+            placement.count,
+        ));
+    }
+    let mut whys: HashMap<String, String> = HashMap::with_capacity(plan.waiting.len() + held.len());
+    for (job, why) in plan
+        .waiting
+        .into_iter()
+        .map(|(i, why)| (jobs[i].id.clone(), why))
+        .chain(held)
+    {
+        if memory.whys.get(&job) != Some(&why) {
+            write.whys.push((job.clone(), Some(why.clone())));
+        }
+        whys.insert(job, why);
+    }
+    write.whys.sort();
+    memory.whys = whys;
+    let solve_seconds = started.elapsed().as_secs_f64() - read_seconds;
+    state.store.apply_round(&write).await?;
+    if !write.placements.is_empty() {
+        state.changed();
+    }
+    let stats = RoundStats {
+        jobs: jobs.len(),
+        pools: pools.len(),
+        tasks_placed: plan.tasks_placed,
+        seconds: started.elapsed().as_secs_f64(),
+        read_seconds,
+        solve_seconds,
+        write_seconds: 0.0,
+    };
+    let stats = RoundStats {
+        write_seconds: stats.seconds - read_seconds - solve_seconds,
+        ..stats
+    };
+    metrics::histogram!("suanwang_round_seconds").record(stats.seconds);
+    metrics::counter!("suanwang_placed_tasks_total").increment(stats.tasks_placed);
+    metrics::gauge!("suanwang_round_waiting_jobs").set(stats.jobs as f64);
+    Ok(stats)
+}
+
+/// The loop. Ends when `shutdown` turns true.
+pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut memory = Memory::default();
+    let mut leading = false;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let lead = state.store.try_lead().await;
+        match lead {
+            Ok(true) => {
+                if !leading {
+                    tracing::info!("this server now runs the scheduling loop");
+                    // Sites are not to blame for the time no leader watched.
+                    let ttl =
+                        i64::try_from(state.settings.lease_ttl.as_millis()).unwrap_or(i64::MAX / 4);
+                    if let Err(error) = state.store.extend_leases(now_ms() + ttl).await {
+                        tracing::warn!(%error, "could not extend leases");
+                        continue_after(&mut shutdown, LEAD_RETRY).await;
+                        continue;
+                    }
+                    memory = Memory::default();
+                    leading = true;
+                }
+            }
+            Ok(false) | Err(_) => {
+                if let Err(error) = lead {
+                    tracing::warn!(%error, "leadership check failed");
+                }
+                if leading {
+                    tracing::warn!("this server no longer runs the scheduling loop");
+                }
+                leading = false;
+                continue_after(&mut shutdown, LEAD_RETRY).await;
+                continue;
+            }
+        }
+        match state.store.expire_leases(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(
+                    tasks = n,
+                    "site leases lapsed; their tasks are lost and placed again"
+                );
+                state.changed();
+            }
+            Err(error) => tracing::warn!(%error, "lease expiry failed"),
+        }
+        let mut last_round = Duration::ZERO;
+        match round_once(&state, &mut memory).await {
+            Ok(stats) => {
+                last_round = Duration::from_secs_f64(stats.seconds);
+                if stats.tasks_placed > 0 {
+                    tracing::info!(
+                        jobs = stats.jobs,
+                        pools = stats.pools,
+                        placed = stats.tasks_placed,
+                        seconds = stats.seconds,
+                        "round"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, "scheduling round failed; retrying"),
+        }
+        // Under a burst of submissions every request wakes the loop; a pause
+        // after each round (twice its length, at least ROUND_GAP_MIN) keeps
+        // rounds to at most a third of a core and lets wake-ups coalesce.
+        let gap = (last_round * 2).max(ROUND_GAP_MIN);
+        tokio::select! {
+            _ = tokio::time::sleep(gap) => {}
+            _ = shutdown.changed() => {}
+        }
+        tokio::select! {
+            _ = state.wake.notified() => {}
+            _ = tokio::time::sleep(state.settings.round_interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn continue_after(shutdown: &mut watch::Receiver<bool>, pause: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => {}
+        _ = shutdown.changed() => {}
+    }
+}

@@ -1,0 +1,1313 @@
+//! The SQL both databases share. `impl_store!` writes the `Store` impl for
+//! one backend from the same statements, so the two cannot drift; each
+//! backend supplies `Self::sql` (placeholder dialect), its pools, and the
+//! parts that truly differ (leadership and how a round is fenced).
+//!
+//! Conventions both schemas follow: integers are 64-bit, booleans are 0/1
+//! integers, times are milliseconds since the epoch, money is integer
+//! micro-yuan. Sums are cast to BIGINT so both decode as i64.
+
+use suanwang_core::lifecycle::{job_state, Counts, Task, TaskEvent, TaskState};
+
+use crate::{ItemOutcome, StoreError};
+
+/// Rows per multi-row INSERT: well under both databases' bind limits.
+pub const INSERT_ROWS_MAX: usize = 500;
+
+pub fn placeholders(n: usize) -> String {
+    let mut text = String::with_capacity(n * 2);
+    for i in 0..n {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push('?');
+    }
+    text
+}
+
+pub fn values(rows: usize, columns: usize) -> String {
+    let row = format!("({})", placeholders(columns));
+    let mut text = String::with_capacity(rows * (row.len() + 1));
+    for i in 0..rows {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&row);
+    }
+    text
+}
+
+pub fn to_u64(field: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} is negative: {value}")))
+}
+
+pub fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).expect("counts are bounded far below i64::MAX by validation")
+}
+
+/// A unique violation (a name, id or hash taken, possibly by a concurrent
+/// writer that passed the same check) as [`StoreError::Conflict`].
+pub fn unique_as_conflict<T>(
+    result: Result<T, StoreError>,
+    what: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    match result {
+        Err(StoreError::Database(sqlx::Error::Database(error))) if error.is_unique_violation() => {
+            Err(StoreError::Conflict(what()))
+        }
+        other => other,
+    }
+}
+
+pub fn state(text: &str) -> Result<TaskState, StoreError> {
+    TaskState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown task state {text:?}")))
+}
+
+pub fn counts_of(rows: &[(String, i64)]) -> Result<Counts, StoreError> {
+    let mut counts = Counts::default();
+    for (name, n) in rows {
+        counts.add(state(name)?, to_u64("count", *n)?);
+    }
+    Ok(counts)
+}
+
+pub fn job_state_name(
+    rows: &[(String, i64)],
+    cancel_requested: bool,
+) -> Result<&'static str, StoreError> {
+    Ok(job_state(&counts_of(rows)?, cancel_requested).as_str())
+}
+
+/// The one answer for a report about an attempt that is not the reporting
+/// site's current one, whether the task moved on, belongs to another site,
+/// or does not exist: a site learns nothing about tasks that are not its own.
+pub fn not_current(attempt: u32) -> ItemOutcome {
+    ItemOutcome::Rejected(format!(
+        "attempt {attempt} is not a current attempt at this site (stale, or no such task)"
+    ))
+}
+
+/// What a status report does to a task, by the lifecycle's rules.
+pub fn status_transition(
+    reported: &str,
+    current: Task,
+    current_site: Option<&str>,
+    site: &str,
+    attempt: u32,
+) -> Result<Task, ItemOutcome> {
+    let event = match reported {
+        "running" => TaskEvent::Start,
+        "succeeded" => TaskEvent::Succeed,
+        "failed" => TaskEvent::Fail,
+        other => {
+            return Err(ItemOutcome::Rejected(format!(
+                "state must be running, succeeded or failed, not {other:?}"
+            )))
+        }
+    };
+    if current_site != Some(site) || current.attempt != attempt {
+        return Err(not_current(attempt));
+    }
+    match current.apply(event) {
+        Ok(next) => Ok(next),
+        Err(_) => {
+            let repeat = matches!(
+                (reported, current.state),
+                ("running", TaskState::Running | TaskState::Succeeded)
+                    | ("succeeded", TaskState::Succeeded)
+                    | ("failed", TaskState::Failed | TaskState::Pending)
+            );
+            if repeat {
+                Err(ItemOutcome::Duplicate)
+            } else {
+                Err(ItemOutcome::Rejected(format!(
+                    "task is {}: {reported} does not apply",
+                    current.state.as_str()
+                )))
+            }
+        }
+    }
+}
+
+/// Writes the `Store` impl for `$store` from the shared SQL.
+macro_rules! impl_store {
+    ($store:ty, $backend:literal, $db:ty) => {
+        impl $store {
+            /// Recomputes and stores the state of each job from its tasks.
+            async fn refresh_jobs(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                jobs: &[String],
+            ) -> $crate::Result<()> {
+                for job in jobs {
+                    // Lock the job first, then count: two transactions that
+                    // change tasks of one job then settle its state one
+                    // after the other, the second seeing the first's tasks.
+                    let (cancel,): (i64,) = sqlx::query_as(&Self::sql_owned(format!(
+                        "SELECT cancel_requested FROM jobs WHERE id = ?{}",
+                        Self::for_update("jobs")
+                    )))
+                    .bind(job)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let counts: Vec<(String, i64)> = sqlx::query_as(&Self::sql(
+                        "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state",
+                    ))
+                    .bind(job)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let state = $crate::shared::job_state_name(&counts, cancel != 0)?;
+                    sqlx::query(&Self::sql(
+                        "UPDATE jobs SET state = ?, why = CASE WHEN ? = 'pending' THEN why ELSE NULL END WHERE id = ? AND state <> ?",
+                    ))
+                    .bind(state)
+                    .bind(state)
+                    .bind(job)
+                    .bind(state)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn audit_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                audit: &$crate::Audit,
+            ) -> $crate::Result<()> {
+                sqlx::query(&Self::sql(
+                    "INSERT INTO audit (at_ms, principal, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                ))
+                .bind(audit.at_ms)
+                .bind(&audit.principal)
+                .bind(&audit.action)
+                .bind(&audit.target)
+                .bind(&audit.detail)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn event_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                job: &str,
+                task: Option<u64>,
+                at_ms: i64,
+                kind: &str,
+                detail: &str,
+            ) -> $crate::Result<()> {
+                sqlx::query(&Self::sql(
+                    "INSERT INTO events (job, task, at_ms, kind, detail) VALUES (?, ?, ?, ?, ?)",
+                ))
+                .bind(job)
+                .bind(task.map($crate::shared::to_i64))
+                .bind(at_ms)
+                .bind(kind)
+                .bind(detail)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn idem_check(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                idem: &$crate::Idem,
+            ) -> $crate::Result<Option<$crate::IdemOutcome>> {
+                let found: Option<(String, i64, String)> = sqlx::query_as(&Self::sql(
+                    "SELECT request_hash, status, body FROM idempotency WHERE principal = ? AND key = ?",
+                ))
+                .bind(&idem.principal)
+                .bind(&idem.key)
+                .fetch_optional(&mut **tx)
+                .await?;
+                Ok(found.map(|(hash, status, body)| {
+                    if hash == idem.request_hash {
+                        $crate::IdemOutcome::Replay {
+                            status: u16::try_from(status).unwrap_or(500),
+                            body,
+                        }
+                    } else {
+                        $crate::IdemOutcome::Mismatch
+                    }
+                }))
+            }
+
+            /// The earlier outcome under this key, or `None` after claiming
+            /// the key for this request. A concurrent request with the same
+            /// key waits for the other to commit and then replays it (never a
+            /// unique violation that would fail a whole batch).
+            async fn idem_claim(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                idem: &$crate::Idem,
+            ) -> $crate::Result<Option<$crate::IdemOutcome>> {
+                if let Some(outcome) = Self::idem_check(tx, idem).await? {
+                    return Ok(Some(outcome));
+                }
+                if Self::idem_insert(tx, idem).await? {
+                    return Ok(None);
+                }
+                match Self::idem_check(tx, idem).await? {
+                    Some(outcome) => Ok(Some(outcome)),
+                    None => Err($crate::StoreError::Corrupt(format!(
+                        "idempotency key {:?} conflicts but cannot be read",
+                        idem.key
+                    ))),
+                }
+            }
+
+            /// `idem_claim` for a whole batch in a few statements: one
+            /// SELECT for keys already stored, one multi-row INSERT for the
+            /// rest. A key repeated inside the batch answers like a later
+            /// request; a key another server inserted at the same moment
+            /// falls back to the one-by-one claim. `None` means "run it".
+            async fn idem_claim_batch(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                jobs: &[$crate::NewJob],
+            ) -> $crate::Result<Vec<Option<$crate::IdemOutcome>>> {
+                let mut claims: Vec<Option<$crate::IdemOutcome>> = vec![None; jobs.len()];
+                let keyed: Vec<(usize, &$crate::Idem)> = jobs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, job)| job.idem.as_ref().map(|idem| (i, idem)))
+                    .collect();
+                if keyed.is_empty() {
+                    return Ok(claims);
+                }
+                let mut stored: std::collections::HashMap<(String, String), (String, i64, String)> = std::collections::HashMap::new();
+                for chunk in keyed.chunks($crate::shared::INSERT_ROWS_MAX / 2) {
+                    let sql = Self::sql_owned(format!(
+                        "SELECT principal, key, request_hash, status, body FROM idempotency WHERE (principal, key) IN (VALUES {})",
+                        $crate::shared::values(chunk.len(), 2)
+                    ));
+                    let mut query = sqlx::query_as::<_, (String, String, String, i64, String)>(&sql);
+                    for (_, idem) in chunk {
+                        query = query.bind(&idem.principal).bind(&idem.key);
+                    }
+                    for (principal, key, hash, status, body) in query.fetch_all(&mut **tx).await? {
+                        stored.insert((principal, key), (hash, status, body));
+                    }
+                }
+                let answer = |hash: &str, stored_hash: &str, status: i64, body: &str| {
+                    if hash == stored_hash {
+                        $crate::IdemOutcome::Replay { status: u16::try_from(status).unwrap_or(500), body: body.to_owned() }
+                    } else {
+                        $crate::IdemOutcome::Mismatch
+                    }
+                };
+                let mut to_insert: Vec<(usize, &$crate::Idem)> = Vec::with_capacity(keyed.len());
+                let mut first_in_batch: std::collections::HashMap<(&str, &str), &$crate::Idem> = std::collections::HashMap::new();
+                for (i, idem) in keyed {
+                    if let Some((hash, status, body)) = stored.get(&(idem.principal.clone(), idem.key.clone())) {
+                        claims[i] = Some(answer(&idem.request_hash, hash, *status, body));
+                    } else if let Some(first) = first_in_batch.get(&(idem.principal.as_str(), idem.key.as_str())) {
+                        claims[i] = Some(answer(&idem.request_hash, &first.request_hash, i64::from(first.status), &first.body));
+                    } else {
+                        first_in_batch.insert((idem.principal.as_str(), idem.key.as_str()), idem);
+                        to_insert.push((i, idem));
+                    }
+                }
+                let mut inserted: std::collections::HashSet<(String, String)> = std::collections::HashSet::with_capacity(to_insert.len());
+                for chunk in to_insert.chunks($crate::shared::INSERT_ROWS_MAX / 6) {
+                    let sql = Self::sql_owned(format!(
+                        "INSERT INTO idempotency (principal, key, request_hash, status, body, created_at_ms) VALUES {} \
+                         ON CONFLICT (principal, key) DO NOTHING RETURNING principal, key",
+                        $crate::shared::values(chunk.len(), 6)
+                    ));
+                    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+                    for (_, idem) in chunk {
+                        query = query
+                            .bind(&idem.principal)
+                            .bind(&idem.key)
+                            .bind(&idem.request_hash)
+                            .bind(i64::from(idem.status))
+                            .bind(&idem.body)
+                            .bind(idem.created_at_ms);
+                    }
+                    inserted.extend(query.fetch_all(&mut **tx).await?);
+                }
+                for (i, idem) in to_insert {
+                    if !inserted.contains(&(idem.principal.clone(), idem.key.clone())) {
+                        // Another server stored this key since our SELECT.
+                        claims[i] = Self::idem_claim(tx, idem).await?;
+                        if claims[i].is_none() {
+                            return Err($crate::StoreError::Corrupt(format!("idempotency key {:?} neither stored nor readable", idem.key)));
+                        }
+                    }
+                }
+                Ok(claims)
+            }
+
+            /// False if the key is taken.
+            async fn idem_insert(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                idem: &$crate::Idem,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(&Self::sql(
+                    "INSERT INTO idempotency (principal, key, request_hash, status, body, created_at_ms) VALUES (?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (principal, key) DO NOTHING",
+                ))
+                .bind(&idem.principal)
+                .bind(&idem.key)
+                .bind(&idem.request_hash)
+                .bind(i64::from(idem.status))
+                .bind(&idem.body)
+                .bind(idem.created_at_ms)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                Ok(done == 1)
+            }
+
+            /// The round's writes inside `tx`; the backend decides which
+            /// connection (and so which fence) `tx` runs on.
+            // SQLite's round; PostgreSQL writes rounds set-wise (postgres.rs).
+            #[allow(dead_code)]
+            async fn apply_round_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                round: &$crate::RoundWrite,
+            ) -> $crate::Result<()> {
+                let mut jobs: Vec<String> = Vec::new();
+                let mut sites: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+                for (job, pool, site, count) in &round.placements {
+                    assert!(*count > 0, "a placement places at least one task");
+                    let done = sqlx::query(&Self::sql(
+                        "UPDATE tasks SET state = 'placed', attempt = attempt + 1, pool = ?, site = ?, exit_code = NULL, reason = NULL, output_tail = NULL \
+                         WHERE job = ? AND state = 'pending' AND idx IN (SELECT idx FROM tasks WHERE job = ? AND state = 'pending' ORDER BY idx LIMIT ?)",
+                    ))
+                    .bind(pool)
+                    .bind(site)
+                    .bind(job)
+                    .bind(job)
+                    .bind($crate::shared::to_i64(*count))
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    // Fewer rows than planned means tasks were cancelled
+                    // since the round read them; never more.
+                    assert!(done <= *count, "a round placed more tasks than planned");
+                    if done > 0 {
+                        Self::event_in(tx, job, None, round.at_ms, "placed", &format!("{done} tasks on pool {pool} at site {site}")).await?;
+                        if jobs.last() != Some(job) {
+                            jobs.push(job.clone());
+                        }
+                        sites.insert(site);
+                    }
+                }
+                for chunk in jobs.chunks($crate::shared::INSERT_ROWS_MAX) {
+                    let sql = format!(
+                        "UPDATE jobs SET state = 'placed', why = NULL WHERE state = 'pending' AND id IN ({})",
+                        $crate::shared::placeholders(chunk.len())
+                    );
+                    let sql = Self::sql_owned(sql);
+                    let mut query = sqlx::query(&sql);
+                    for job in chunk {
+                        query = query.bind(job);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+                for site in sites {
+                    sqlx::query(&Self::sql("UPDATE sites SET version = version + 1 WHERE id = ?"))
+                        .bind(site)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                // One statement per chunk: a round may explain thousands of jobs.
+                for chunk in round.whys.chunks($crate::shared::INSERT_ROWS_MAX / 3) {
+                    let mut sql = String::from("UPDATE jobs SET why = CASE id");
+                    for _ in chunk {
+                        sql.push_str(" WHEN ? THEN ?");
+                    }
+                    sql.push_str(" END WHERE id IN (");
+                    sql.push_str(&$crate::shared::placeholders(chunk.len()));
+                    sql.push(')');
+                    let sql = Self::sql_owned(sql);
+                    let mut query = sqlx::query(&sql);
+                    for (job, why) in chunk {
+                        query = query.bind(job).bind(why);
+                    }
+                    for (job, _) in chunk {
+                        query = query.bind(job);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn job_row(
+                &self,
+                row: (String, String, String, String, String, i64, i64, i64, Option<String>),
+            ) -> $crate::Result<$crate::JobRow> {
+                let (id, tenant, name, spec, state, tasks, cancel, created_at_ms, why) = row;
+                let counts: Vec<(String, i64)> = sqlx::query_as(&Self::sql(
+                    "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state ORDER BY state",
+                ))
+                .bind(&id)
+                .fetch_all(self.read())
+                .await?;
+                let counts = counts
+                    .into_iter()
+                    .map(|(state, n)| Ok((state, $crate::shared::to_u64("count", n)?)))
+                    .collect::<$crate::Result<Vec<_>>>()?;
+                Ok($crate::JobRow {
+                    id,
+                    tenant,
+                    name,
+                    spec,
+                    state,
+                    tasks: $crate::shared::to_u64("tasks", tasks)?,
+                    cancel_requested: cancel != 0,
+                    created_at_ms,
+                    why,
+                    counts,
+                })
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> $crate::Result<()> {
+                sqlx::query("SELECT 1").execute(self.read()).await?;
+                Ok(())
+            }
+
+            async fn principal_count(&self, role: $crate::Role) -> $crate::Result<u64> {
+                let (n,): (i64,) = sqlx::query_as(&Self::sql("SELECT COUNT(*) FROM principals WHERE role = ?"))
+                    .bind(role.as_str())
+                    .fetch_one(self.read())
+                    .await?;
+                $crate::shared::to_u64("count", n)
+            }
+
+            async fn create_principal(
+                &self,
+                principal: &$crate::PrincipalRow,
+                token: &$crate::NewToken,
+                audit: &$crate::Audit,
+            ) -> $crate::Result<()> {
+                let result: $crate::Result<()> = async {
+                    let mut tx = self.write().begin().await?;
+                    let taken: Option<(String,)> = sqlx::query_as(&Self::sql(
+                        "SELECT id FROM principals WHERE role = ? AND name = ? AND role <> 'site'",
+                    ))
+                    .bind(principal.role.as_str())
+                    .bind(&principal.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if taken.is_some() {
+                        return Err($crate::StoreError::Conflict(format!(
+                            "a {} named {:?} exists",
+                            principal.role.as_str(),
+                            principal.name
+                        )));
+                    }
+                    sqlx::query(&Self::sql(
+                        "INSERT INTO principals (id, role, name, parent, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+                    ))
+                    .bind(&principal.id)
+                    .bind(principal.role.as_str())
+                    .bind(&principal.name)
+                    .bind(&principal.parent)
+                    .bind(principal.created_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    Self::token_in(&mut tx, token).await?;
+                    Self::audit_in(&mut tx, audit).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                $crate::shared::unique_as_conflict(result, || format!("a {} named {:?} or the id or token exists", principal.role.as_str(), principal.name))
+            }
+
+            async fn principal_by_token(
+                &self,
+                hash: &str,
+            ) -> $crate::Result<Option<($crate::PrincipalRow, String)>> {
+                let row: Option<(String, String, String, Option<String>, i64, String)> = sqlx::query_as(&Self::sql(
+                    "SELECT p.id, p.role, p.name, p.parent, p.created_at_ms, t.id FROM tokens t JOIN principals p ON p.id = t.principal \
+                     WHERE t.hash = ? AND t.revoked_at_ms IS NULL",
+                ))
+                .bind(hash)
+                .fetch_optional(self.read())
+                .await?;
+                row.map(|(id, role, name, parent, created_at_ms, token)| {
+                    let role = $crate::Role::parse(&role)
+                        .ok_or_else(|| $crate::StoreError::Corrupt(format!("unknown role {role:?}")))?;
+                    Ok(($crate::PrincipalRow { id, role, name, parent, created_at_ms }, token))
+                })
+                .transpose()
+            }
+
+            async fn principals(&self, role: $crate::Role) -> $crate::Result<Vec<$crate::PrincipalRow>> {
+                let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(&Self::sql(
+                    "SELECT id, name, parent, created_at_ms FROM principals WHERE role = ? ORDER BY name",
+                ))
+                .bind(role.as_str())
+                .fetch_all(self.read())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, name, parent, created_at_ms)| $crate::PrincipalRow { id, role, name, parent, created_at_ms })
+                    .collect())
+            }
+
+            async fn create_token(&self, token: &$crate::NewToken, audit: &$crate::Audit) -> $crate::Result<()> {
+                let result: $crate::Result<()> = async {
+                    let mut tx = self.write().begin().await?;
+                    Self::token_in(&mut tx, token).await?;
+                    Self::audit_in(&mut tx, audit).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                $crate::shared::unique_as_conflict(result, || format!("token {:?} or its hash exists", token.id))
+            }
+
+            async fn tokens(&self, principal: &str) -> $crate::Result<Vec<$crate::TokenRow>> {
+                let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(&Self::sql(
+                    "SELECT id, name, created_at_ms, revoked_at_ms FROM tokens WHERE principal = ? ORDER BY created_at_ms, id",
+                ))
+                .bind(principal)
+                .fetch_all(self.read())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, name, created_at_ms, revoked)| $crate::TokenRow { id, name, created_at_ms, revoked: revoked.is_some() })
+                    .collect())
+            }
+
+            async fn revoke_token(&self, principal: &str, token: &str, audit: &$crate::Audit) -> $crate::Result<bool> {
+                let mut tx = self.write().begin().await?;
+                let done = sqlx::query(&Self::sql(
+                    "UPDATE tokens SET revoked_at_ms = ? WHERE id = ? AND principal = ? AND revoked_at_ms IS NULL",
+                ))
+                .bind(audit.at_ms)
+                .bind(token)
+                .bind(principal)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done == 0 {
+                    return Ok(false);
+                }
+                Self::audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn topology(&self) -> $crate::Result<Option<String>> {
+                let row: Option<(String,)> = sqlx::query_as("SELECT spec FROM topology WHERE id = 1")
+                    .fetch_optional(self.read())
+                    .await?;
+                Ok(row.map(|(spec,)| spec))
+            }
+
+            async fn put_topology(&self, spec: &str, audit: &$crate::Audit) -> $crate::Result<()> {
+                let mut tx = self.write().begin().await?;
+                sqlx::query(&Self::sql(
+                    "INSERT INTO topology (id, spec, updated_at_ms) VALUES (1, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at_ms = excluded.updated_at_ms",
+                ))
+                .bind(spec)
+                .bind(audit.at_ms)
+                .execute(&mut *tx)
+                .await?;
+                Self::audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_site(&self, site: &$crate::SiteRow, token: &$crate::NewToken, audit: &$crate::Audit) -> $crate::Result<()> {
+                let result: $crate::Result<()> = async {
+                    let mut tx = self.write().begin().await?;
+                    let taken: Option<(String,)> = sqlx::query_as(&Self::sql("SELECT id FROM sites WHERE provider = ? AND name = ?"))
+                        .bind(&site.provider)
+                        .bind(&site.name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if taken.is_some() {
+                        return Err($crate::StoreError::Conflict(format!("a site named {:?} exists", site.name)));
+                    }
+                    sqlx::query(&Self::sql(
+                        "INSERT INTO principals (id, role, name, parent, created_at_ms) VALUES (?, 'site', ?, ?, ?)",
+                    ))
+                    .bind(&site.id)
+                    .bind(&site.name)
+                    .bind(&site.provider)
+                    .bind(audit.at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(&Self::sql(
+                        "INSERT INTO sites (id, provider, name, region, healthy, version, created_at_ms) VALUES (?, ?, ?, ?, 0, 0, ?)",
+                    ))
+                    .bind(&site.id)
+                    .bind(&site.provider)
+                    .bind(&site.name)
+                    .bind(&site.region)
+                    .bind(audit.at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    Self::token_in(&mut tx, token).await?;
+                    Self::audit_in(&mut tx, audit).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                $crate::shared::unique_as_conflict(result, || format!("a site named {:?} or the id or token exists", site.name))
+            }
+
+            async fn sites(&self, provider: Option<&str>) -> $crate::Result<Vec<$crate::SiteRow>> {
+                let rows: Vec<(String, String, String, String, Option<i64>, i64, i64)> = sqlx::query_as(&Self::sql(
+                    "SELECT id, provider, name, region, lease_expires_at_ms, healthy, version FROM sites \
+                     WHERE (? IS NULL OR provider = ?) ORDER BY name, id",
+                ))
+                .bind(provider)
+                .bind(provider)
+                .fetch_all(self.read())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, provider, name, region, lease_expires_at_ms, healthy, version)| $crate::SiteRow {
+                        id, provider, name, region, lease_expires_at_ms, healthy: healthy != 0, version,
+                    })
+                    .collect())
+            }
+
+            async fn site(&self, id: &str) -> $crate::Result<Option<$crate::SiteRow>> {
+                let row: Option<(String, String, String, String, Option<i64>, i64, i64)> = sqlx::query_as(&Self::sql(
+                    "SELECT id, provider, name, region, lease_expires_at_ms, healthy, version FROM sites WHERE id = ?",
+                ))
+                .bind(id)
+                .fetch_optional(self.read())
+                .await?;
+                Ok(row.map(|(id, provider, name, region, lease_expires_at_ms, healthy, version)| $crate::SiteRow {
+                    id, provider, name, region, lease_expires_at_ms, healthy: healthy != 0, version,
+                }))
+            }
+
+            async fn put_pools(&self, site: &str, pools: &[$crate::PoolRow], audit: &$crate::Audit) -> $crate::Result<()> {
+                let mut tx = self.write().begin().await?;
+                sqlx::query(&Self::sql("UPDATE pools SET active = 0 WHERE site = ?"))
+                    .bind(site)
+                    .execute(&mut *tx)
+                    .await?;
+                for pool in pools {
+                    assert_eq!(pool.site, site);
+                    sqlx::query(&Self::sql(
+                        "INSERT INTO pools (id, site, name, spec, kind, family, capacity, price_micro, active) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) \
+                         ON CONFLICT (site, name) DO UPDATE SET spec = excluded.spec, kind = excluded.kind, family = excluded.family, \
+                         capacity = excluded.capacity, price_micro = excluded.price_micro, active = 1",
+                    ))
+                    .bind(&pool.id)
+                    .bind(site)
+                    .bind(&pool.name)
+                    .bind(&pool.spec)
+                    .bind(&pool.kind)
+                    .bind(&pool.family)
+                    .bind($crate::shared::to_i64(pool.capacity))
+                    .bind(pool.price_micro)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Self::audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn pools(&self, site: &str) -> $crate::Result<Vec<$crate::PoolRow>> {
+                let rows: Vec<(String, String, String, String, String, String, i64, i64, i64)> = sqlx::query_as(&Self::sql(
+                    "SELECT p.id, p.site, p.name, p.spec, p.kind, p.family, p.capacity, p.price_micro, \
+                     CAST(COALESCE((SELECT SUM(t.units) FROM tasks t WHERE t.site = p.site AND t.pool = p.id AND t.state IN ('placed', 'running')), 0) AS BIGINT) \
+                     FROM pools p WHERE p.site = ? AND p.active = 1 ORDER BY p.name",
+                ))
+                .bind(site)
+                .fetch_all(self.read())
+                .await?;
+                rows.into_iter()
+                    .map(|(id, site, name, spec, kind, family, capacity, price_micro, used)| {
+                        Ok($crate::PoolRow {
+                            id, site, name, spec, kind, family,
+                            capacity: $crate::shared::to_u64("capacity", capacity)?,
+                            price_micro,
+                            used: $crate::shared::to_u64("used", used)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn heartbeat(&self, site: &str, expires_at_ms: i64) -> $crate::Result<()> {
+                sqlx::query(&Self::sql(
+                    "UPDATE sites SET lease_expires_at_ms = ?, healthy = 1 WHERE id = ?",
+                ))
+                .bind(expires_at_ms)
+                .bind(site)
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn extend_leases(&self, expires_at_ms: i64) -> $crate::Result<()> {
+                sqlx::query(&Self::sql(
+                    "UPDATE sites SET lease_expires_at_ms = ? WHERE healthy = 1 AND lease_expires_at_ms < ?",
+                ))
+                .bind(expires_at_ms)
+                .bind(expires_at_ms)
+                .execute(self.write())
+                .await?;
+                Ok(())
+            }
+
+            async fn expire_leases(&self, now_ms: i64) -> $crate::Result<u64> {
+                let mut tx = self.write().begin().await?;
+                let lapsed: Vec<(String,)> = sqlx::query_as(&Self::sql(
+                    "SELECT id FROM sites WHERE healthy = 1 AND lease_expires_at_ms < ? ORDER BY id",
+                ))
+                .bind(now_ms)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut affected = 0u64;
+                let mut jobs: Vec<String> = Vec::new();
+                for (site,) in &lapsed {
+                    sqlx::query(&Self::sql("UPDATE sites SET healthy = 0, version = version + 1 WHERE id = ?"))
+                        .bind(site)
+                        .execute(&mut *tx)
+                        .await?;
+                    let tasks: Vec<(String, i64, String, i64, i64)> = sqlx::query_as(&Self::sql_owned(format!(
+                        "SELECT t.job, t.idx, t.state, t.attempt, j.retries FROM tasks t JOIN jobs j ON j.id = t.job \
+                         WHERE t.site = ? AND t.state IN ('placed', 'running') ORDER BY t.job, t.idx{}",
+                        Self::for_update("t")
+                    )))
+                    .bind(site)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (job, idx, state, attempt, retries) in tasks {
+                        let task = suanwang_core::lifecycle::Task {
+                            state: $crate::shared::state(&state)?,
+                            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                            retries: u32::try_from(retries).unwrap_or(0),
+                        };
+                        let next = task
+                            .apply(suanwang_core::lifecycle::TaskEvent::LeaseLapsed)
+                            .map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
+                        sqlx::query(&Self::sql("UPDATE tasks SET state = ?, reason = ? WHERE job = ? AND idx = ?"))
+                            .bind(next.state.as_str())
+                            .bind(format!("site {site} lost its lease during attempt {attempt}"))
+                            .bind(&job)
+                            .bind(idx)
+                            .execute(&mut *tx)
+                            .await?;
+                        Self::event_in(&mut tx, &job, Some(idx as u64), now_ms, "lost", &format!("site {site} lost its lease; task is {}", next.state.as_str())).await?;
+                        affected += 1;
+                        if jobs.last() != Some(&job) {
+                            jobs.push(job);
+                        }
+                    }
+                }
+                jobs.sort();
+                jobs.dedup();
+                Self::refresh_jobs(&mut tx, &jobs).await?;
+                tx.commit().await?;
+                Ok(affected)
+            }
+
+            async fn assignments(&self, site: &str) -> $crate::Result<(i64, Vec<$crate::AssignmentRow>)> {
+                let version = self.site_version(site).await?;
+                let rows: Vec<(String, i64, i64, String, String, i64, String)> = sqlx::query_as(&Self::sql(
+                    "SELECT t.job, t.idx, t.attempt, t.pool, t.state, t.units, j.spec FROM tasks t JOIN jobs j ON j.id = t.job \
+                     WHERE t.site = ? AND t.state IN ('placed', 'running') ORDER BY t.job, t.idx",
+                ))
+                .bind(site)
+                .fetch_all(self.read())
+                .await?;
+                let rows = rows
+                    .into_iter()
+                    .map(|(job, task, attempt, pool, state, units, spec)| {
+                        Ok($crate::AssignmentRow {
+                            job,
+                            task: $crate::shared::to_u64("idx", task)?,
+                            attempt: u32::try_from(attempt).map_err(|_| $crate::StoreError::Corrupt("attempt".into()))?,
+                            pool,
+                            state,
+                            units: $crate::shared::to_u64("units", units)?,
+                            spec,
+                        })
+                    })
+                    .collect::<$crate::Result<Vec<_>>>()?;
+                Ok((version, rows))
+            }
+
+            async fn site_version(&self, site: &str) -> $crate::Result<i64> {
+                let row: Option<(i64,)> = sqlx::query_as(&Self::sql("SELECT version FROM sites WHERE id = ?"))
+                    .bind(site)
+                    .fetch_optional(self.read())
+                    .await?;
+                row.map(|(v,)| v).ok_or_else(|| $crate::StoreError::NotFound(format!("site {site}")))
+            }
+
+            async fn report(
+                &self,
+                site: &str,
+                statuses: &[$crate::StatusIn],
+                usage: &[$crate::UsageIn],
+                now_ms: i64,
+            ) -> $crate::Result<(Vec<$crate::ItemOutcome>, Vec<$crate::ItemOutcome>)> {
+                let mut tx = self.write().begin().await?;
+                // Usage first: the usage of an attempt that fails in the same
+                // report still belongs to that attempt.
+                let mut usage_outcomes = Vec::with_capacity(usage.len());
+                for record in usage {
+                    let task: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(&Self::sql(
+                        "SELECT attempt, site, pool FROM tasks WHERE job = ? AND idx = ?",
+                    ))
+                    .bind(&record.job)
+                    .bind($crate::shared::to_i64(record.task))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let outcome = match task {
+                        None => $crate::shared::not_current(record.attempt),
+                        Some((attempt, task_site, _)) if task_site.as_deref() != Some(site) || attempt != i64::from(record.attempt) => {
+                            $crate::shared::not_current(record.attempt)
+                        }
+                        Some((_, _, pool)) if pool.as_deref() != Some(record.pool.as_str()) => {
+                            $crate::ItemOutcome::Rejected(format!("pool {:?} is not the pool of this attempt", record.pool))
+                        }
+                        Some(_) => {
+                            let done = sqlx::query(&Self::sql(
+                                "INSERT INTO usage (site, job, task, attempt, seq, pool, units, wall_ms, recorded_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                                 ON CONFLICT DO NOTHING",
+                            ))
+                            .bind(site)
+                            .bind(&record.job)
+                            .bind($crate::shared::to_i64(record.task))
+                            .bind(i64::from(record.attempt))
+                            .bind(i64::from(record.seq))
+                            .bind(&record.pool)
+                            .bind($crate::shared::to_i64(record.units))
+                            .bind($crate::shared::to_i64(record.wall_ms))
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                            if done == 1 { $crate::ItemOutcome::Accepted } else { $crate::ItemOutcome::Duplicate }
+                        }
+                    };
+                    usage_outcomes.push(outcome);
+                }
+                let mut status_outcomes = Vec::with_capacity(statuses.len());
+                let mut jobs: Vec<String> = Vec::new();
+                for status in statuses {
+                    let task: Option<(String, i64, Option<String>, i64)> = sqlx::query_as(&Self::sql_owned(format!(
+                        "SELECT t.state, t.attempt, t.site, j.retries FROM tasks t JOIN jobs j ON j.id = t.job WHERE t.job = ? AND t.idx = ?{}",
+                        Self::for_update("t")
+                    )))
+                    .bind(&status.job)
+                    .bind($crate::shared::to_i64(status.task))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((state, attempt, task_site, retries)) = task else {
+                        status_outcomes.push($crate::shared::not_current(status.attempt));
+                        continue;
+                    };
+                    let current = suanwang_core::lifecycle::Task {
+                        state: $crate::shared::state(&state)?,
+                        attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                        retries: u32::try_from(retries).unwrap_or(0),
+                    };
+                    match $crate::shared::status_transition(&status.state, current, task_site.as_deref(), site, status.attempt) {
+                        Err(outcome) => status_outcomes.push(outcome),
+                        Ok(next) => {
+                            sqlx::query(&Self::sql(
+                                "UPDATE tasks SET state = ?, exit_code = COALESCE(?, exit_code), reason = COALESCE(?, reason), output_tail = COALESCE(?, output_tail) \
+                                 WHERE job = ? AND idx = ?",
+                            ))
+                            .bind(next.state.as_str())
+                            .bind(status.exit_code)
+                            .bind(&status.reason)
+                            .bind(&status.output_tail)
+                            .bind(&status.job)
+                            .bind($crate::shared::to_i64(status.task))
+                            .execute(&mut *tx)
+                            .await?;
+                            let mut detail = format!("attempt {} {} at site {site}", status.attempt, status.state);
+                            if let Some(code) = status.exit_code {
+                                detail.push_str(&format!(", exit code {code}"));
+                            }
+                            if let Some(reason) = &status.reason {
+                                detail.push_str(&format!(": {reason}"));
+                            }
+                            if next.state == suanwang_core::lifecycle::TaskState::Pending {
+                                detail.push_str("; will retry");
+                            }
+                            Self::event_in(&mut tx, &status.job, Some(status.task), now_ms, next.state.as_str(), &detail).await?;
+                            if !jobs.contains(&status.job) {
+                                jobs.push(status.job.clone());
+                            }
+                            status_outcomes.push($crate::ItemOutcome::Accepted);
+                        }
+                    }
+                }
+                jobs.sort();
+                Self::refresh_jobs(&mut tx, &jobs).await?;
+                tx.commit().await?;
+                Ok((status_outcomes, usage_outcomes))
+            }
+
+            async fn submit_batch(&self, jobs: &[$crate::NewJob]) -> $crate::Result<Vec<$crate::IdemOutcome>> {
+                let mut tx = self.write().begin().await?;
+                let mut outcomes = Vec::with_capacity(jobs.len());
+                // (job, idx, units) of the tasks to insert.
+                let mut tasks: Vec<(&str, i64, i64)> = Vec::new();
+                let mut inserted: Vec<&$crate::NewJob> = Vec::with_capacity(jobs.len());
+                let claims = Self::idem_claim_batch(&mut tx, jobs).await?;
+                for (job, claim) in jobs.iter().zip(claims) {
+                    if let Some(outcome) = claim {
+                        outcomes.push(outcome);
+                        continue;
+                    }
+                    outcomes.push($crate::IdemOutcome::Done);
+                    inserted.push(job);
+                    for idx in 0..job.tasks {
+                        tasks.push((job.id.as_str(), $crate::shared::to_i64(idx), $crate::shared::to_i64(job.units)));
+                    }
+                }
+                for chunk in inserted.chunks($crate::shared::INSERT_ROWS_MAX / 2) {
+                    let sql = format!(
+                        "INSERT INTO jobs (id, tenant, name, spec, state, tasks, units, retries, cancel_requested, created_at_ms) VALUES {}",
+                        $crate::shared::values(chunk.len(), 10)
+                    );
+                    let sql = Self::sql_owned(sql);
+                    let mut query = sqlx::query(&sql);
+                    for job in chunk {
+                        query = query
+                            .bind(&job.id)
+                            .bind(&job.tenant)
+                            .bind(&job.name)
+                            .bind(&job.spec)
+                            .bind("pending")
+                            .bind($crate::shared::to_i64(job.tasks))
+                            .bind($crate::shared::to_i64(job.units))
+                            .bind(i64::from(job.retries))
+                            .bind(0i64)
+                            .bind(job.created_at_ms);
+                    }
+                    query.execute(&mut *tx).await?;
+                    let sql = Self::sql_owned(format!(
+                        "INSERT INTO audit (at_ms, principal, action, target, detail) VALUES {}",
+                        $crate::shared::values(chunk.len(), 5)
+                    ));
+                    let mut query = sqlx::query(&sql);
+                    for job in chunk {
+                        query = query
+                            .bind(job.audit.at_ms)
+                            .bind(&job.audit.principal)
+                            .bind(&job.audit.action)
+                            .bind(&job.audit.target)
+                            .bind(&job.audit.detail);
+                    }
+                    query.execute(&mut *tx).await?;
+                    let sql = Self::sql_owned(format!(
+                        "INSERT INTO events (job, task, at_ms, kind, detail) VALUES {}",
+                        $crate::shared::values(chunk.len(), 5)
+                    ));
+                    let mut query = sqlx::query(&sql);
+                    for job in chunk {
+                        query = query
+                            .bind(&job.id)
+                            .bind(None::<i64>)
+                            .bind(job.created_at_ms)
+                            .bind("submitted")
+                            .bind(format!("{} tasks", job.tasks));
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                for chunk in tasks.chunks($crate::shared::INSERT_ROWS_MAX) {
+                    let sql = Self::sql_owned(format!(
+                        "INSERT INTO tasks (job, idx, state, attempt, units) VALUES {}",
+                        $crate::shared::values(chunk.len(), 5)
+                    ));
+                    let mut query = sqlx::query(&sql);
+                    for (job, idx, units) in chunk {
+                        query = query.bind(*job).bind(*idx).bind("pending").bind(0i64).bind(*units);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(outcomes)
+            }
+
+            async fn idempotent(&self, principal: &str, key: &str) -> $crate::Result<Option<$crate::Idem>> {
+                let row: Option<(String, i64, String, i64)> = sqlx::query_as(&Self::sql(
+                    "SELECT request_hash, status, body, created_at_ms FROM idempotency WHERE principal = ? AND key = ?",
+                ))
+                .bind(principal)
+                .bind(key)
+                .fetch_optional(self.read())
+                .await?;
+                Ok(row.map(|(request_hash, status, body, created_at_ms)| $crate::Idem {
+                    principal: principal.to_owned(),
+                    key: key.to_owned(),
+                    request_hash,
+                    status: u16::try_from(status).unwrap_or(500),
+                    body,
+                    created_at_ms,
+                }))
+            }
+
+            async fn job(&self, id: &str) -> $crate::Result<Option<$crate::JobRow>> {
+                let row: Option<(String, String, String, String, String, i64, i64, i64, Option<String>)> = sqlx::query_as(&Self::sql(
+                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why FROM jobs WHERE id = ?",
+                ))
+                .bind(id)
+                .fetch_optional(self.read())
+                .await?;
+                match row {
+                    None => Ok(None),
+                    Some(row) => Ok(Some(self.job_row(row).await?)),
+                }
+            }
+
+            async fn jobs(&self, tenant: Option<&str>, after: Option<&str>, limit: u32) -> $crate::Result<Vec<$crate::JobRow>> {
+                let rows: Vec<(String, String, String, String, String, i64, i64, i64, Option<String>)> = sqlx::query_as(&Self::sql(
+                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why FROM jobs \
+                     WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+                ))
+                .bind(tenant)
+                .bind(tenant)
+                .bind(after)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(self.read())
+                .await?;
+                let mut jobs = Vec::with_capacity(rows.len());
+                for row in rows {
+                    jobs.push(self.job_row(row).await?);
+                }
+                Ok(jobs)
+            }
+
+            async fn tasks(&self, job: &str) -> $crate::Result<Vec<$crate::TaskRow>> {
+                let rows: Vec<(i64, String, i64, Option<String>, Option<String>, Option<i64>, Option<String>)> = sqlx::query_as(&Self::sql(
+                    "SELECT idx, state, attempt, pool, site, exit_code, reason FROM tasks WHERE job = ? ORDER BY idx",
+                ))
+                .bind(job)
+                .fetch_all(self.read())
+                .await?;
+                rows.into_iter()
+                    .map(|(index, state, attempt, pool, site, exit_code, reason)| {
+                        Ok($crate::TaskRow {
+                            index: $crate::shared::to_u64("idx", index)?,
+                            state,
+                            attempt: u32::try_from(attempt).map_err(|_| $crate::StoreError::Corrupt("attempt".into()))?,
+                            pool,
+                            site,
+                            exit_code: exit_code.and_then(|code| i32::try_from(code).ok()),
+                            reason,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn events(&self, job: &str, after_seq: i64, limit: u32) -> $crate::Result<Vec<$crate::EventRow>> {
+                let rows: Vec<(i64, String, Option<i64>, i64, String, String)> = sqlx::query_as(&Self::sql(
+                    "SELECT seq, job, task, at_ms, kind, detail FROM events WHERE job = ? AND seq > ? ORDER BY seq LIMIT ?",
+                ))
+                .bind(job)
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(self.read())
+                .await?;
+                rows.into_iter()
+                    .map(|(seq, job, task, at_ms, kind, detail)| {
+                        Ok($crate::EventRow {
+                            seq,
+                            job,
+                            task: task.map(|t| $crate::shared::to_u64("task", t)).transpose()?,
+                            at_ms,
+                            kind,
+                            detail,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn cancel(&self, job: &str, idem: Option<&$crate::Idem>, audit: &$crate::Audit) -> $crate::Result<$crate::IdemOutcome> {
+                let mut tx = self.write().begin().await?;
+                if let Some(idem) = idem {
+                    if let Some(outcome) = Self::idem_claim(&mut tx, idem).await? {
+                        return Ok(outcome);
+                    }
+                }
+                let found: Option<(String,)> = sqlx::query_as(&Self::sql("SELECT id FROM jobs WHERE id = ?"))
+                    .bind(job)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_none() {
+                    return Err($crate::StoreError::NotFound(format!("job {job}")));
+                }
+                // Tasks first, then the job: the order reports and lapses
+                // lock in. The sites come from the rows actually cancelled,
+                // so a placement that committed meanwhile is seen too.
+                let cancelled: Vec<(Option<String>,)> = sqlx::query_as(&Self::sql(
+                    "UPDATE tasks SET state = 'cancelled' WHERE job = ? AND state IN ('pending', 'placed', 'running') RETURNING site",
+                ))
+                .bind(job)
+                .fetch_all(&mut *tx)
+                .await?;
+                let done = cancelled.len();
+                let sites: std::collections::BTreeSet<String> =
+                    cancelled.into_iter().filter_map(|(site,)| site).collect();
+                // A finished job stays what it was: nothing left to cancel.
+                let changed = sqlx::query(&Self::sql(
+                    "UPDATE jobs SET cancel_requested = 1, why = NULL WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+                ))
+                .bind(job)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done == 0 && changed == 0 {
+                    Self::audit_in(&mut tx, audit).await?;
+                    tx.commit().await?;
+                    return Ok($crate::IdemOutcome::Done);
+                }
+                for site in &sites {
+                    sqlx::query(&Self::sql("UPDATE sites SET version = version + 1 WHERE id = ?"))
+                        .bind(site)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Self::event_in(&mut tx, job, None, audit.at_ms, "cancelled", &format!("{done} unfinished tasks cancelled by {}", audit.principal)).await?;
+                Self::refresh_jobs(&mut tx, &[job.to_owned()]).await?;
+                Self::audit_in(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok($crate::IdemOutcome::Done)
+            }
+
+            async fn usage(&self, job: &str) -> $crate::Result<Vec<$crate::UsageRow>> {
+                let rows: Vec<(String, String, i64, i64, i64, String, i64, i64)> = sqlx::query_as(&Self::sql(
+                    "SELECT site, job, task, attempt, seq, pool, units, wall_ms FROM usage WHERE job = ? ORDER BY task, attempt, seq, site",
+                ))
+                .bind(job)
+                .fetch_all(self.read())
+                .await?;
+                rows.into_iter()
+                    .map(|(site, job, task, attempt, seq, pool, units, wall_ms)| {
+                        Ok($crate::UsageRow {
+                            site,
+                            job,
+                            task: $crate::shared::to_u64("task", task)?,
+                            attempt: u32::try_from(attempt).map_err(|_| $crate::StoreError::Corrupt("attempt".into()))?,
+                            seq: u32::try_from(seq).map_err(|_| $crate::StoreError::Corrupt("seq".into()))?,
+                            pool,
+                            units: $crate::shared::to_u64("units", units)?,
+                            wall_ms: $crate::shared::to_u64("wall_ms", wall_ms)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn job_states(&self) -> $crate::Result<Vec<(String, u64)>> {
+                let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+                    .fetch_all(self.read())
+                    .await?;
+                rows.into_iter().map(|(s, n)| Ok((s, $crate::shared::to_u64("count", n)?))).collect()
+            }
+
+            async fn try_lead(&self) -> $crate::Result<bool> {
+                self.try_lead_impl().await
+            }
+
+            async fn round_input(&self) -> $crate::Result<$crate::RoundInput> {
+                let pools: Vec<(String, String, String, String, String, String, i64, i64, String)> = sqlx::query_as(
+                    "SELECT p.id, p.site, p.name, p.spec, p.kind, p.family, p.capacity, p.price_micro, s.region \
+                     FROM pools p JOIN sites s ON s.id = p.site WHERE p.active = 1 AND s.healthy = 1 ORDER BY p.id",
+                )
+                .fetch_all(self.read())
+                .await?;
+                let used: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT pool, CAST(SUM(units) AS BIGINT) FROM tasks WHERE state IN ('placed', 'running') AND pool IS NOT NULL GROUP BY pool",
+                )
+                .fetch_all(self.read())
+                .await?;
+                let used: std::collections::BTreeMap<String, i64> = used.into_iter().collect();
+                let pools = pools
+                    .into_iter()
+                    .map(|(id, site, name, spec, kind, family, capacity, price_micro, region)| {
+                        let used = used.get(&id).copied().unwrap_or(0);
+                        Ok(($crate::PoolRow {
+                            id, site, name, spec, kind, family,
+                            capacity: $crate::shared::to_u64("capacity", capacity)?,
+                            price_micro,
+                            used: $crate::shared::to_u64("used", used)?,
+                        }, region))
+                    })
+                    .collect::<$crate::Result<Vec<_>>>()?;
+                // Two queries, each served by one partial index.
+                let pending: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT job, COUNT(*) FROM tasks WHERE state = 'pending' GROUP BY job",
+                )
+                .fetch_all(self.read())
+                .await?;
+                let active: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT job, COUNT(*) FROM tasks WHERE state IN ('placed', 'running') GROUP BY job",
+                )
+                .fetch_all(self.read())
+                .await?;
+                let mut counts: std::collections::BTreeMap<String, (u64, u64)> = std::collections::BTreeMap::new();
+                for (job, n) in pending {
+                    let n = $crate::shared::to_u64("count", n)?;
+                    counts.insert(job, (n, n));
+                }
+                for (job, n) in active {
+                    if let Some(entry) = counts.get_mut(&job) {
+                        entry.1 += $crate::shared::to_u64("count", n)?;
+                    }
+                }
+                let mut jobs = Vec::with_capacity(counts.len());
+                let ids: Vec<&String> = counts.keys().collect();
+                for chunk in ids.chunks($crate::shared::INSERT_ROWS_MAX) {
+                    let sql = Self::sql_owned(format!(
+                        "SELECT id, tenant, spec FROM jobs WHERE cancel_requested = 0 AND id IN ({}) ORDER BY id",
+                        $crate::shared::placeholders(chunk.len())
+                    ));
+                    let mut query = sqlx::query_as::<_, (String, String, String)>(&sql);
+                    for id in chunk {
+                        query = query.bind(id.as_str());
+                    }
+                    for (id, tenant, spec) in query.fetch_all(self.read()).await? {
+                        let (pending, live) = counts[&id];
+                        jobs.push($crate::WaitingJob { id, tenant, spec, pending, live });
+                    }
+                }
+                Ok($crate::RoundInput { pools, jobs })
+            }
+
+            async fn apply_round(&self, round: &$crate::RoundWrite) -> $crate::Result<()> {
+                self.apply_round_impl(round).await
+            }
+        }
+
+        impl $store {
+            async fn token_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                token: &$crate::NewToken,
+            ) -> $crate::Result<()> {
+                sqlx::query(&Self::sql(
+                    "INSERT INTO tokens (id, principal, name, hash, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+                ))
+                .bind(&token.id)
+                .bind(&token.principal)
+                .bind(&token.name)
+                .bind(&token.hash)
+                .bind(token.created_at_ms)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

@@ -1,0 +1,13 @@
+//! The store's contract suite: every test runs against SQLite and against
+//! PostgreSQL (when `SUANWANG_TEST_POSTGRES` names a server; CI sets
+//! `SUANWANG_REQUIRE_POSTGRES=1` so that a missing server fails the run).
+
+mod harness;
+
+mod jobs;
+mod leader;
+mod leases;
+mod principals;
+mod reports;
+mod resources;
+mod rounds;

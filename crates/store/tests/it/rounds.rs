@@ -1,0 +1,202 @@
+//! Scheduling rounds and assignments.
+
+use suanwang_store::{AssignmentRow, RoundWrite, WaitingJob};
+
+use crate::harness::*;
+
+contract!(round_places_pending_tasks, |db| {
+    let store = db.store.clone();
+    let w = world(&*store).await;
+    submit(&*store, job("j1", &w.tenant, 6, 2, 1)).await;
+    submit(&*store, job("j2", &w.tenant, 2, 1, 0)).await;
+
+    let input = store.round_input().await.unwrap();
+    assert_eq!(input.pools.len(), 1);
+    let (pool_row, region) = &input.pools[0];
+    assert_eq!(
+        (pool_row.id.as_str(), region.as_str()),
+        (w.pool.as_str(), "r1")
+    );
+    assert_eq!((pool_row.capacity, pool_row.used), (16, 0));
+    assert_eq!(
+        input.jobs,
+        [
+            WaitingJob {
+                id: "j1".into(),
+                tenant: w.tenant.clone(),
+                spec: r#"{"job":"j1"}"#.into(),
+                pending: 6,
+                live: 6
+            },
+            WaitingJob {
+                id: "j2".into(),
+                tenant: w.tenant.clone(),
+                spec: r#"{"job":"j2"}"#.into(),
+                pending: 2,
+                live: 2
+            },
+        ]
+    );
+
+    let version = store.site_version(&w.site).await.unwrap();
+    store
+        .apply_round(&RoundWrite {
+            placements: vec![("j1".into(), w.pool.clone(), w.site.clone(), 4)],
+            whys: vec![
+                ("j1".into(), Some("2 tasks: capacity taken".into())),
+                ("j2".into(), Some("bid below the market price".into())),
+            ],
+            at_ms: T0 + 100,
+        })
+        .await
+        .unwrap();
+
+    let tasks = store.tasks("j1").await.unwrap();
+    for task in &tasks[..4] {
+        assert_eq!(task.state, "placed");
+        assert_eq!(task.attempt, 1);
+        assert_eq!(task.pool.as_deref(), Some(w.pool.as_str()));
+        assert_eq!(task.site.as_deref(), Some(w.site.as_str()));
+    }
+    for task in &tasks[4..] {
+        assert_eq!(
+            (task.state.as_str(), task.attempt, task.pool.as_deref()),
+            ("pending", 0, None)
+        );
+    }
+    let j1 = store.job("j1").await.unwrap().unwrap();
+    assert_eq!(j1.state, "placed");
+    assert_eq!(j1.why.as_deref(), Some("2 tasks: capacity taken"));
+    assert_eq!(
+        j1.counts,
+        [("pending".to_owned(), 2), ("placed".to_owned(), 4)]
+    );
+    let j2 = store.job("j2").await.unwrap().unwrap();
+    assert_eq!(j2.state, "pending");
+    assert_eq!(j2.why.as_deref(), Some("bid below the market price"));
+    assert_eq!(store.site_version(&w.site).await.unwrap(), version + 1);
+    let placed: Vec<_> = store
+        .events("j1", 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "placed")
+        .collect();
+    assert_eq!(placed.len(), 1);
+    assert_eq!(placed[0].at_ms, T0 + 100);
+
+    // The next round sees the units in use and what still waits.
+    let input = store.round_input().await.unwrap();
+    assert_eq!(input.pools[0].0.used, 8);
+    let waiting: Vec<(&str, u64, u64)> = input
+        .jobs
+        .iter()
+        .map(|j| (j.id.as_str(), j.pending, j.live))
+        .collect();
+    assert_eq!(waiting, [("j1", 2, 6), ("j2", 2, 2)]);
+    assert_eq!(store.pools(&w.site).await.unwrap()[0].used, 8);
+
+    // Placing the rest (asking for more than wait places what waits) and
+    // clearing the explanations.
+    store
+        .apply_round(&RoundWrite {
+            placements: vec![
+                ("j1".into(), w.pool.clone(), w.site.clone(), 5),
+                ("j2".into(), w.pool.clone(), w.site.clone(), 1),
+            ],
+            whys: vec![
+                ("j1".into(), None),
+                ("j2".into(), Some("1 task waits".into())),
+            ],
+            at_ms: T0 + 200,
+        })
+        .await
+        .unwrap();
+    let j1 = store.job("j1").await.unwrap().unwrap();
+    assert_eq!(j1.why, None);
+    assert_eq!(j1.counts, [("placed".to_owned(), 6)]);
+    let j2 = store.job("j2").await.unwrap().unwrap();
+    assert_eq!(j2.state, "placed");
+    assert_eq!(j2.why.as_deref(), Some("1 task waits"));
+    assert_eq!(store.site_version(&w.site).await.unwrap(), version + 2);
+    let input = store.round_input().await.unwrap();
+    let waiting: Vec<(&str, u64, u64)> = input
+        .jobs
+        .iter()
+        .map(|j| (j.id.as_str(), j.pending, j.live))
+        .collect();
+    assert_eq!(waiting, [("j2", 1, 2)]);
+    assert_eq!(input.pools[0].0.used, 13);
+
+    // An empty round changes nothing.
+    store.apply_round(&RoundWrite::default()).await.unwrap();
+    assert_eq!(store.site_version(&w.site).await.unwrap(), version + 2);
+});
+
+contract!(assignments_for_a_site, |db| {
+    let store = db.store.clone();
+    let w = world(&*store).await;
+    let other = site(&*store, &w.provider, "other", "r2").await;
+    let other_pool = pool(&other, "x", 4);
+    store
+        .put_pools(
+            &other,
+            std::slice::from_ref(&other_pool),
+            &audit(&other, "pools.put", &other),
+        )
+        .await
+        .unwrap();
+    store.heartbeat(&other, T0 + 60_000).await.unwrap();
+    submit(&*store, job("j1", &w.tenant, 3, 2, 0)).await;
+
+    assert_eq!(
+        store.assignments(&w.site).await.unwrap(),
+        (store.site_version(&w.site).await.unwrap(), vec![])
+    );
+    store
+        .apply_round(&RoundWrite {
+            placements: vec![
+                ("j1".into(), w.pool.clone(), w.site.clone(), 2),
+                ("j1".into(), other_pool.id.clone(), other.clone(), 1),
+            ],
+            whys: vec![],
+            at_ms: T0 + 1,
+        })
+        .await
+        .unwrap();
+    let (version, mine) = store.assignments(&w.site).await.unwrap();
+    assert_eq!(version, store.site_version(&w.site).await.unwrap());
+    let expect = |task: u64, state: &str| AssignmentRow {
+        job: "j1".into(),
+        task,
+        attempt: 1,
+        pool: w.pool.clone(),
+        state: state.into(),
+        units: 2,
+        spec: r#"{"job":"j1"}"#.into(),
+    };
+    assert_eq!(mine, [expect(0, "placed"), expect(1, "placed")]);
+    let (_, theirs) = store.assignments(&other).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(
+        (theirs[0].task, theirs[0].pool.as_str()),
+        (2, other_pool.id.as_str())
+    );
+
+    // Running tasks stay assigned; finished ones drop out.
+    store
+        .report(
+            &w.site,
+            &[
+                status("j1", 0, 1, "running"),
+                status("j1", 1, 1, "succeeded"),
+            ],
+            &[],
+            T0 + 2,
+        )
+        .await
+        .unwrap();
+    let (_, mine) = store.assignments(&w.site).await.unwrap();
+    assert_eq!(mine, [expect(0, "running")]);
+    assert!(store.assignments("site-none").await.is_err());
+});
