@@ -271,6 +271,7 @@ fn price(yuan: f64) -> f64 {
 }
 
 async fn round(args: RoundArgs) -> anyhow::Result<u8> {
+    crate::serve::init_tracing();
     std::fs::create_dir_all(&args.work_dir)?;
     let database = if args.db == "sqlite" {
         let path = args

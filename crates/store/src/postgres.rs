@@ -154,7 +154,6 @@ impl PgStore {
             highs.push(*low + count);
             *low += count;
         }
-        let started = std::time::Instant::now();
         if !jobs.is_empty() {
             let placed: Vec<(String, String, String, i64)> = sqlx::query_as(
                 "WITH a AS ( \
@@ -178,11 +177,6 @@ impl PgStore {
             .bind(&highs)
             .fetch_all(&mut **tx)
             .await?;
-            tracing::debug!(
-                seconds = started.elapsed().as_secs_f64(),
-                rows = placed.len(),
-                "round: tasks placed"
-            );
             let mut planned: std::collections::HashMap<(&str, &str), i64> =
                 std::collections::HashMap::new();
             for (job, pool, _, count) in &round.placements {
@@ -228,10 +222,6 @@ impl PgStore {
                 .execute(&mut **tx)
                 .await?;
         }
-        tracing::debug!(
-            seconds = started.elapsed().as_secs_f64(),
-            "round: events, jobs, sites"
-        );
         if !round.whys.is_empty() {
             let why_jobs: Vec<&str> = round.whys.iter().map(|(job, _)| job.as_str()).collect();
             let whys: Vec<Option<&str>> =
