@@ -425,6 +425,18 @@ pub struct UsageView {
     pub pool: String,
     pub units: u64,
     pub wall_ms: u64,
+    /// The pool's device model: the catalogue id when the catalogue knows
+    /// it, else as the pool declared it.
+    pub device_model: String,
+    /// Standard compute units in micro-SCU-hours (10^-6 SCU-hour; one
+    /// SCU-hour is one hour of 1 TFLOPS FP32-equivalent, docs/metering.md),
+    /// rounded to nearest once per record.
+    pub scu_micro_hours: u64,
+    /// False when the device model is not in the catalogue (or does not fit
+    /// the pool's kind): rated at factor 0, not guessed.
+    pub scu_rated: bool,
+    /// The catalogue version the record was rated with.
+    pub catalogue_version: String,
 }
 
 /// A job's id and state, e.g. the answer to a cancel.

@@ -33,6 +33,16 @@ pub enum BenchCommand {
     Submit(SubmitArgs),
     /// One scheduling round over many waiting tasks, including persistence.
     Round(RoundArgs),
+    /// One agent running many short tasks (`true`) through the process executor.
+    Agent(AgentBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentBenchArgs {
+    #[arg(long, default_value_t = 1_000)]
+    tasks: u64,
+    #[arg(long, default_value = "bench-out")]
+    work_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +86,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<u8> {
     match command {
         BenchCommand::Submit(args) => submit(args).await,
         BenchCommand::Round(args) => round(args).await,
+        BenchCommand::Agent(args) => agent(args).await,
     }
 }
 
@@ -479,5 +490,158 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
         "{{\"bench\":\"round-best\",\"db\":\"{}\",\"seconds\":{best:.3}}}",
         store.backend()
     ));
+    Ok(exit::OK)
+}
+
+/// Server and one agent in this process, on a fresh SQLite file; one job of
+/// `--tasks` tasks running `true` on a pool with room for all of them. The
+/// clock runs from the submit to the job's success, so it covers placing,
+/// starting, reaping, reporting and the server's bookkeeping.
+async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
+    anyhow::ensure!((1..=100_000).contains(&args.tasks), "--tasks: 1 to 100000");
+    let dir = args.work_dir.join(format!("agent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let opened = suanwang_server::open_store(&Database::Sqlite(dir.join("suanwang.db"))).await?;
+    let state = suanwang_server::state(opened.store.clone(), Settings::default()).await?;
+    let (operator, _) = new_token();
+    suanwang_server::bootstrap_operator(&state, Some(&operator)).await?;
+    let running = suanwang_server::start(state, "127.0.0.1:0".parse()?).await?;
+    let url = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let post = |path: String, token: String, body: serde_json::Value| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let response = http
+                .post(format!("{url}{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await?;
+            let status = response.status();
+            let text = response.text().await?;
+            anyhow::ensure!(status.is_success(), "{path}: {status}: {text}");
+            Ok::<serde_json::Value, anyhow::Error>(serde_json::from_str(&text)?)
+        }
+    };
+    let tenant = post(
+        "/v1/tenants".into(),
+        operator.0.clone(),
+        serde_json::json!({"name": "bench"}),
+    )
+    .await?;
+    let provider = post(
+        "/v1/providers".into(),
+        operator.0.clone(),
+        serde_json::json!({"name": "bench"}),
+    )
+    .await?;
+    let site = post(
+        "/v1/sites".into(),
+        provider["token"].as_str().context("token")?.to_owned(),
+        serde_json::json!({"name": "bench", "region": "guian"}),
+    )
+    .await?;
+    let config = suanwang_agent::SiteConfig {
+        executor: "process".into(),
+        state_dir: None,
+        cpus: None,
+        stop_grace_s: 1,
+        pools: vec![PoolSpec {
+            name: "cpu".into(),
+            kind: "cpu".into(),
+            family: "x86".into(),
+            device_model: String::new(),
+            capacity: args.tasks,
+            price_yuan_per_unit_hour: 0.1,
+            power_kw_per_unit: 0.0,
+            pue: 1.0,
+            grid_kg_co2_per_kwh: 0.0,
+        }],
+    };
+    let options = suanwang_agent::AgentOptions {
+        server: url.clone(),
+        token: site["token"].as_str().context("token")?.to_owned(),
+        config,
+        state_dir: dir.join("site"),
+        stop_tasks_on_exit: true,
+    };
+    let executor: Arc<dyn suanwang_agent::executor::Executor> =
+        Arc::new(suanwang_agent::process::ProcessExecutor::new(None, None));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let agent = tokio::spawn(suanwang_agent::run(options, executor, stopped));
+    // Wait until the site is registered and healthy.
+    let operator_token = operator.0.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sites: Vec<suanwang_api::SiteView> = http
+            .get(format!("{url}/v1/sites"))
+            .bearer_auth(&operator_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if sites.iter().any(|s| s.healthy && !s.pools.is_empty()) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the agent did not register");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut spec = hello();
+    spec.name = "many-true".into();
+    spec.tasks = args.tasks;
+    let tenant_token = tenant["token"].as_str().context("token")?.to_owned();
+    let started = Instant::now();
+    let job = post(
+        "/v1/jobs".into(),
+        tenant_token.clone(),
+        serde_json::to_value(&spec)?,
+    )
+    .await?;
+    let id = job["id"].as_str().context("id")?.to_owned();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let job: suanwang_api::JobView = http
+            .get(format!("{url}/v1/jobs/{id}"))
+            .bearer_auth(&tenant_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if job.state == "succeeded" {
+            break;
+        }
+        anyhow::ensure!(
+            !matches!(job.state.as_str(), "failed" | "cancelled"),
+            "the job {}",
+            job.state
+        );
+        anyhow::ensure!(Instant::now() < deadline, "the job did not finish in 600 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let usage: Vec<suanwang_api::UsageView> = http
+        .get(format!("{url}/v1/jobs/{id}/usage"))
+        .bearer_auth(&tenant_token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    anyhow::ensure!(
+        usage.len() as u64 == args.tasks,
+        "{} usage records for {} tasks",
+        usage.len(),
+        args.tasks
+    );
+    say(format!(
+        "{{\"bench\":\"agent\",\"executor\":\"process\",\"tasks\":{},\"seconds\":{seconds:.3},\"completions_per_second\":{:.0}}}",
+        args.tasks,
+        args.tasks as f64 / seconds
+    ));
+    let _ = stop.send(true);
+    let _ = agent.await;
+    running.stop().await;
+    drop(opened);
     Ok(exit::OK)
 }

@@ -6,13 +6,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent_cmd;
 mod bench;
 mod bench_api;
 mod client;
 mod memory;
+mod meter;
 mod place;
 mod remote;
 mod serve;
+mod up;
+mod work;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +36,10 @@ enum Command {
     Place(place::PlaceCommand),
     /// Run the control plane: API server and scheduling loop.
     Serve(serve::ServeArgs),
+    /// Everything on this machine: server, demo tenant, and agents for demo sites.
+    Up(up::UpArgs),
+    /// Run a site's agent: register its pools, run what is assigned, report.
+    Agent(agent_cmd::AgentArgs),
     /// Sign this CLI in to a server; saved in the user's config directory.
     Login(remote::LoginArgs),
     /// Tenants (companies): create one (operator), list them.
@@ -46,9 +54,14 @@ enum Command {
     Topology(remote::WithOutput<remote::TopologyCommand>),
     /// Submit, follow and cancel jobs.
     Job(remote::WithOutput<remote::JobCommand>),
+    /// Metering: the device catalogue and usage in standard compute units.
+    Meter(remote::WithOutput<meter::MeterCommand>),
     /// Benchmarks of the control plane (the solver's is `place bench`).
     #[command(subcommand)]
     Bench(bench_api::BenchCommand),
+    /// Demo workloads that do real compute (e.g. render a film frame).
+    #[command(subcommand)]
+    Work(work::WorkCommand),
 }
 
 /// Exit codes scripts can rely on.
@@ -80,6 +93,8 @@ fn main() -> ExitCode {
         Command::Place(place::PlaceCommand::Export(args)) => block_on(remote::export(args.output)),
         Command::Place(command) => place::run(command),
         Command::Serve(args) => block_on(serve::run(args)),
+        Command::Up(args) => block_on(up::run(args)),
+        Command::Agent(args) => block_on(agent_cmd::run(args)),
         Command::Login(args) => block_on(remote::login(args)),
         Command::Tenant(c) => block_on(remote::principal("tenant", c.command, c.output)),
         Command::Provider(c) => block_on(remote::principal("provider", c.command, c.output)),
@@ -87,7 +102,9 @@ fn main() -> ExitCode {
         Command::Site(c) => block_on(remote::site(c.command, c.output)),
         Command::Topology(c) => block_on(remote::topology(c.command, c.output)),
         Command::Job(c) => block_on(remote::job(c.command, c.output)),
+        Command::Meter(c) => meter::run(c.command, c.output),
         Command::Bench(command) => block_on(bench_api::run(command)),
+        Command::Work(command) => work::run(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -147,7 +147,7 @@ fn say(text: impl AsRef<str>) {
     }
 }
 
-fn client() -> anyhow::Result<Client> {
+pub fn client() -> anyhow::Result<Client> {
     Client::new(&load_login()?)
 }
 

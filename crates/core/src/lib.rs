@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod lifecycle;
+pub mod metering;
 pub mod money;
 pub mod round;
 pub mod spec;

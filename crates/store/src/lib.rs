@@ -233,6 +233,15 @@ pub struct UsageIn {
     pub pool: String,
     pub units: u64,
     pub wall_ms: u64,
+    /// The pool's device model: the catalogue id when the catalogue knows
+    /// it, else as declared.
+    pub device_model: String,
+    /// Standard compute units, in micro-SCU-hours (docs/metering.md).
+    pub scu_micro_hours: u64,
+    /// False when the device model was not in the catalogue (factor 0).
+    pub scu_rated: bool,
+    /// The catalogue version the record was rated with.
+    pub catalogue_version: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,6 +262,15 @@ pub struct UsageRow {
     pub pool: String,
     pub units: u64,
     pub wall_ms: u64,
+    /// The pool's device model: the catalogue id when the catalogue knows
+    /// it, else as declared.
+    pub device_model: String,
+    /// Standard compute units, in micro-SCU-hours (docs/metering.md).
+    pub scu_micro_hours: u64,
+    /// False when the device model was not in the catalogue (factor 0).
+    pub scu_rated: bool,
+    /// The catalogue version the record was rated with.
+    pub catalogue_version: String,
 }
 
 /// What a scheduling round reads.
@@ -321,6 +339,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// running tasks go on), never deleted, so history keeps its names.
     async fn put_pools(&self, site: &str, pools: &[PoolRow], audit: &Audit) -> Result<()>;
     async fn pools(&self, site: &str) -> Result<Vec<PoolRow>>;
+    /// Every pool of the site, active or not: (id, kind, spec JSON). What a
+    /// usage report is rated with.
+    async fn pool_specs(&self, site: &str) -> Result<Vec<(String, String, String)>>;
     /// Renews the site's lease until `expires_at_ms`.
     async fn heartbeat(&self, site: &str, expires_at_ms: i64) -> Result<()>;
     /// Pushes every healthy lease to at least `expires_at_ms` (a new leader

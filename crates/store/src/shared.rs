@@ -738,6 +738,13 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn pool_specs(&self, site: &str) -> $crate::Result<Vec<(String, String, String)>> {
+                Ok(sqlx::query_as(&Self::sql("SELECT id, kind, spec FROM pools WHERE site = ? ORDER BY id"))
+                    .bind(site)
+                    .fetch_all(self.read())
+                    .await?)
+            }
+
             async fn heartbeat(&self, site: &str, expires_at_ms: i64) -> $crate::Result<()> {
                 sqlx::query(&Self::sql(
                     "UPDATE sites SET lease_expires_at_ms = ?, healthy = 1 WHERE id = ?",
@@ -876,7 +883,8 @@ macro_rules! impl_store {
                         }
                         Some(_) => {
                             let done = sqlx::query(&Self::sql(
-                                "INSERT INTO usage (site, job, task, attempt, seq, pool, units, wall_ms, recorded_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                                "INSERT INTO usage (site, job, task, attempt, seq, pool, units, wall_ms, recorded_at_ms, device_model, scu_micro_hours, scu_rated, catalogue_version) \
+                                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                                  ON CONFLICT DO NOTHING",
                             ))
                             .bind(site)
@@ -888,6 +896,10 @@ macro_rules! impl_store {
                             .bind($crate::shared::to_i64(record.units))
                             .bind($crate::shared::to_i64(record.wall_ms))
                             .bind(now_ms)
+                            .bind(&record.device_model)
+                            .bind($crate::shared::to_i64(record.scu_micro_hours))
+                            .bind(i64::from(record.scu_rated))
+                            .bind(&record.catalogue_version)
                             .execute(&mut *tx)
                             .await?
                             .rows_affected();
@@ -1186,14 +1198,16 @@ macro_rules! impl_store {
             }
 
             async fn usage(&self, job: &str) -> $crate::Result<Vec<$crate::UsageRow>> {
-                let rows: Vec<(String, String, i64, i64, i64, String, i64, i64)> = sqlx::query_as(&Self::sql(
-                    "SELECT site, job, task, attempt, seq, pool, units, wall_ms FROM usage WHERE job = ? ORDER BY task, attempt, seq, site",
+                #[allow(clippy::type_complexity)]
+                let rows: Vec<(String, String, i64, i64, i64, String, i64, i64, String, i64, i64, String)> = sqlx::query_as(&Self::sql(
+                    "SELECT site, job, task, attempt, seq, pool, units, wall_ms, device_model, scu_micro_hours, scu_rated, catalogue_version \
+                     FROM usage WHERE job = ? ORDER BY task, attempt, seq, site",
                 ))
                 .bind(job)
                 .fetch_all(self.read())
                 .await?;
                 rows.into_iter()
-                    .map(|(site, job, task, attempt, seq, pool, units, wall_ms)| {
+                    .map(|(site, job, task, attempt, seq, pool, units, wall_ms, device_model, scu_micro_hours, scu_rated, catalogue_version)| {
                         Ok($crate::UsageRow {
                             site,
                             job,
@@ -1203,6 +1217,10 @@ macro_rules! impl_store {
                             pool,
                             units: $crate::shared::to_u64("units", units)?,
                             wall_ms: $crate::shared::to_u64("wall_ms", wall_ms)?,
+                            device_model,
+                            scu_micro_hours: $crate::shared::to_u64("scu_micro_hours", scu_micro_hours)?,
+                            scu_rated: scu_rated != 0,
+                            catalogue_version,
                         })
                     })
                     .collect()

@@ -8,7 +8,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod agent;
+mod meter;
 mod server;
+mod work;
 
 /// A fresh directory under the system temporary directory, removed on drop.
 /// Commands run inside it, so file names in messages are relative and stable.

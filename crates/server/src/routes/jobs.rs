@@ -414,6 +414,10 @@ pub async fn usage(
                 pool: u.pool,
                 units: u.units,
                 wall_ms: u.wall_ms,
+                device_model: u.device_model,
+                scu_micro_hours: u.scu_micro_hours,
+                scu_rated: u.scu_rated,
+                catalogue_version: u.catalogue_version,
             })
             .collect(),
     ))

@@ -1,6 +1,7 @@
 //! Sites, pools, and the agent protocol: heartbeat a lease, long-poll
 //! assignments, report statuses and usage.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +11,11 @@ use axum::Json;
 use serde::Deserialize;
 use suanwang_api::{
     AssignmentView, Assignments, CreateSite, JobSpec, Lease, PoolSpec, PoolView, PutPools,
-    ReportOutcome, Reports, ReportsAnswer, SiteCreated, SiteView,
+    ReportOutcome, Reports, ReportsAnswer, SiteCreated, SiteView, UsageReport,
 };
+use suanwang_core::metering;
 use suanwang_core::spec::validate_pools;
+use suanwang_place::Kind;
 use suanwang_store::{Audit, ItemOutcome, NewToken, PoolRow, Role, SiteRow, StatusIn, UsageIn};
 
 use crate::auth::{new_id, new_token, Caller};
@@ -298,6 +301,54 @@ fn outcome(item: ItemOutcome) -> ReportOutcome {
     }
 }
 
+/// Rates each usage record in standard compute units with the catalogue in
+/// effect now (`core::metering`), from its pool's kind and device model. A
+/// pool the site does not have, or a model the catalogue does not know,
+/// rates at 0 and is stored unrated; the store then judges the record.
+async fn rate_usage(
+    state: &AppState,
+    site: &str,
+    usage: Vec<UsageReport>,
+    now: i64,
+) -> ApiResult<Vec<UsageIn>> {
+    if usage.is_empty() {
+        return Ok(Vec::new());
+    }
+    let catalogue = metering::shipped().at(now);
+    let mut pools: HashMap<String, (Kind, String)> = HashMap::new();
+    for (id, kind, spec) in state.store.pool_specs(site).await? {
+        let spec: PoolSpec = serde_json::from_str(&spec).map_err(ApiError::internal)?;
+        if let Some(kind) = Kind::parse(&kind) {
+            pools.insert(id, (kind, spec.device_model));
+        }
+    }
+    usage
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let rated = match pools.get(&u.pool) {
+                Some((kind, model)) => catalogue.rate(model, *kind, u.units, u.wall_ms),
+                // Not this site's pool: the store rejects the record.
+                None => catalogue.rate("", Kind::Cpu, u.units, u.wall_ms),
+            }
+            .map_err(|e| ApiError::invalid(format!("usage[{i}]"), e.to_string()))?;
+            Ok(UsageIn {
+                job: u.job,
+                task: u.task,
+                attempt: u.attempt,
+                seq: u.seq,
+                pool: u.pool,
+                units: u.units,
+                wall_ms: u.wall_ms,
+                device_model: rated.device_model,
+                scu_micro_hours: rated.micro_scu_hours,
+                scu_rated: rated.unrated.is_none(),
+                catalogue_version: rated.catalogue_version,
+            })
+        })
+        .collect()
+}
+
 #[utoipa::path(post, path = "/v1/sites/{id}/reports", params(("id" = String, Path)), request_body = Reports, responses((status = 200, body = ReportsAnswer)), tag = "agent")]
 pub async fn report(
     State(state): State<Arc<AppState>>,
@@ -341,23 +392,10 @@ pub async fn report(
             output_tail: tail,
         });
     }
-    let usage: Vec<UsageIn> = reports
-        .usage
-        .into_iter()
-        .map(|u| UsageIn {
-            job: u.job,
-            task: u.task,
-            attempt: u.attempt,
-            seq: u.seq,
-            pool: u.pool,
-            units: u.units,
-            wall_ms: u.wall_ms,
-        })
-        .collect();
-    let (status_outcomes, usage_outcomes) = state
-        .store
-        .report(&site.id, &statuses, &usage, now_ms())
-        .await?;
+    let now = now_ms();
+    let usage = rate_usage(&state, &site.id, reports.usage, now).await?;
+    let (status_outcomes, usage_outcomes) =
+        state.store.report(&site.id, &statuses, &usage, now).await?;
     if status_outcomes.contains(&ItemOutcome::Accepted) {
         // Finished tasks free capacity.
         state.wake.notify_one();

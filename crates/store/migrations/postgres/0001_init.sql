@@ -126,6 +126,13 @@ CREATE TABLE usage (
     units BIGINT NOT NULL,
     wall_ms BIGINT NOT NULL,
     recorded_at_ms BIGINT NOT NULL,
+    -- Rated at report time (core::metering): the pool's device model (the
+    -- catalogue id when known), micro-SCU-hours, whether the model was
+    -- rated (0: unknown model, factor 0) and the catalogue version used.
+    device_model TEXT COLLATE "C" NOT NULL,
+    scu_micro_hours BIGINT NOT NULL CHECK (scu_micro_hours >= 0),
+    scu_rated BIGINT NOT NULL,
+    catalogue_version TEXT NOT NULL,
     PRIMARY KEY (site, job, task, attempt, seq)
 );
 CREATE INDEX usage_job ON usage(job);

@@ -124,6 +124,13 @@ CREATE TABLE usage (
     units INTEGER NOT NULL,
     wall_ms INTEGER NOT NULL,
     recorded_at_ms INTEGER NOT NULL,
+    -- Rated at report time (core::metering): the pool's device model (the
+    -- catalogue id when known), micro-SCU-hours, whether the model was
+    -- rated (0: unknown model, factor 0) and the catalogue version used.
+    device_model TEXT NOT NULL,
+    scu_micro_hours INTEGER NOT NULL CHECK (scu_micro_hours >= 0),
+    scu_rated INTEGER NOT NULL,
+    catalogue_version TEXT NOT NULL,
     PRIMARY KEY (site, job, task, attempt, seq)
 );
 CREATE INDEX usage_job ON usage(job);

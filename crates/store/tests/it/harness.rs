@@ -405,6 +405,10 @@ pub fn usage(job: &str, task: u64, attempt: u32, seq: u32, pool: &str) -> UsageI
         pool: pool.to_owned(),
         units: 1,
         wall_ms: 60_000,
+        device_model: "huawei-ascend-910b".to_owned(),
+        scu_micro_hours: 2_666_667,
+        scu_rated: true,
+        catalogue_version: "2026-11".to_owned(),
     }
 }
 

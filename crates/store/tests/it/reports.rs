@@ -103,8 +103,20 @@ contract!(report_status_and_usage, |db| {
                 pool: w.pool.clone(),
                 units: 1,
                 wall_ms: 60_000,
+                device_model: "huawei-ascend-910b".into(),
+                scu_micro_hours: 2_666_667,
+                scu_rated: true,
+                catalogue_version: "2026-11".into(),
             })
             .to_vec()
+    );
+    // What the server rates a report with: every pool of the site.
+    let specs = store.pool_specs(&w.site).await.unwrap();
+    assert!(
+        specs
+            .iter()
+            .any(|(id, kind, spec)| id == &w.pool && kind == "gpu" && spec.starts_with('{')),
+        "{specs:?}"
     );
 
     // Success, then its resend.

@@ -117,11 +117,11 @@ impl Db {
         path
     }
 
-    fn serve_args(&self) -> Vec<String> {
+    fn serve_args_on(&self, listen: &str) -> Vec<String> {
         let mut args = vec![
             "serve".to_owned(),
             "--listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
+            listen.to_owned(),
             "--data-dir".to_owned(),
             self.dir.path().join("data").display().to_string(),
         ];
@@ -140,6 +140,12 @@ impl Db {
     /// The same with a `--config` TOML file holding `config`.
     pub async fn serve_with(&self, config: &str) -> Server {
         Server::start(self, Some(config)).await
+    }
+
+    /// The same on a fixed `listen` address (e.g. `127.0.0.1:PORT`), so a
+    /// restarted server is found where its clients knew it.
+    pub async fn serve_on(&self, config: &str, listen: &str) -> Server {
+        Server::start_on(self, Some(config), listen).await
     }
 }
 
@@ -199,7 +205,11 @@ fn drain(stream: impl std::io::Read + Send + 'static, log: Arc<Mutex<String>>) {
 
 impl Server {
     async fn start(db: &Db, config: Option<&str>) -> Server {
-        let mut args = db.serve_args();
+        Server::start_on(db, config, "127.0.0.1:0").await
+    }
+
+    async fn start_on(db: &Db, config: Option<&str>, listen: &str) -> Server {
+        let mut args = db.serve_args_on(listen);
         if let Some(config) = config {
             let path = db.file("serve.toml", config);
             args.push("--config".to_owned());

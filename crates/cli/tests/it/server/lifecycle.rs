@@ -66,7 +66,10 @@ async fn lifecycle(db: Db) {
         id: text(&created, "id"),
         api: server.api(&text(&created, "token")),
     };
-    let view = site.put_pools(json!([cpu_pool("cpu", 8, 0.5)])).await;
+    // A device model the catalogue knows (by alias), so usage is rated.
+    let mut pool = cpu_pool("cpu", 8, 0.5);
+    pool["device_model"] = json!("AMD EPYC 9654");
+    let view = site.put_pools(json!([pool])).await;
     assert_eq!(view["pools"][0]["capacity"], 8, "{view}");
     assert_eq!(view["pools"][0]["used"], 0, "{view}");
     let pool_id = text(&view["pools"][0], "id");
@@ -210,7 +213,35 @@ async fn lifecycle(db: Db) {
         assert_eq!(record["pool"], pool_id.as_str());
         assert_eq!(record["wall_ms"], 1234);
         assert_eq!(record["units"], 1);
+        // Rated with the catalogue's exact factor: 1 core x 1234 ms x 48/625
+        // SCU = 94.7712 SCU-ms = 26.3253 micro-SCU-hours, rounded to 26.
+        assert_eq!(record["device_model"], "amd-epyc-9654");
+        assert_eq!(record["scu_micro_hours"], 26);
+        assert_eq!(record["scu_rated"], true);
+        assert_eq!(record["catalogue_version"], "2026-11");
     }
+    let metered = server
+        .cli(&tenant_token, &["meter", "usage", "--job", &job_id])
+        .await
+        .expect(0);
+    assert!(
+        metered
+            .stdout
+            .lines()
+            .filter(
+                |l| l.ends_with("amd-epyc-9654  1 core x 1.234 s = 1.234 core-s  0.000026 SCU-h")
+            )
+            .count()
+            == 4
+            && metered
+                .stdout
+                .contains("amd-epyc-9654: 4 records, 4.936 core-s, 0.000104 SCU-h\n")
+            && metered
+                .stdout
+                .contains("total: 4 records, 0.000104 SCU-h, catalogue 2026-11\n"),
+        "{}",
+        metered.stdout
+    );
     let usage_text = server
         .cli(&tenant_token, &["job", "usage", &job_id])
         .await

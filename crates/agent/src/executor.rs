@@ -1,0 +1,96 @@
+//! The executor interface: how an agent starts, watches and stops one task
+//! attempt. Implementations: `process` (local child processes) and `slurm`
+//! (batch jobs through sbatch/squeue/sacct/scancel); Kubernetes can follow.
+//!
+//! An executor is restart-safe through its `Handle`: a small string the
+//! agent persists in its state directory right after `start` returns (a
+//! process id with its start time, a Slurm job id). After a crash the agent
+//! polls the handles it finds instead of starting the tasks again.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use suanwang_api::RunSpec;
+
+/// One task attempt to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskSpec {
+    pub job: String,
+    pub task: u64,
+    pub attempt: u32,
+    /// The pool's name in the site file.
+    pub pool: String,
+    /// Units of the pool the task holds: cores, accelerators or nodes.
+    pub units: u64,
+    /// Estimated hours; an executor may derive a wall-time limit from it.
+    pub hours: f64,
+    pub run: RunSpec,
+    /// The attempt's own working directory (created by the agent, empty).
+    /// Paths from the spec are resolved inside it and may never leave it.
+    pub work_dir: PathBuf,
+    /// Shared by the job's tasks at this site; where results go.
+    pub output_dir: PathBuf,
+    /// `SUANWANG_JOB`, `SUANWANG_TASK_INDEX`, `SUANWANG_ATTEMPT`,
+    /// `SUANWANG_OUTPUT_DIR`, ... on top of `run.env`.
+    pub env: BTreeMap<String, String>,
+    /// Longest the attempt may run before it is stopped.
+    pub wall_time_max: Duration,
+}
+
+/// What an executor returns from `start` and the agent persists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handle(pub String);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// Queued by the executor (e.g. pending in Slurm), not yet running.
+    Queued,
+    Running,
+    /// Finished: exit code 0 is success.
+    Exited {
+        code: i32,
+        /// Wall time the attempt ran, as the executor measured it.
+        wall_ms: u64,
+        /// The last bytes of its output (bounded).
+        output_tail: String,
+    },
+    /// Could not run or was killed (signal, wall-time limit, node failure).
+    Failed {
+        reason: String,
+        wall_ms: u64,
+        output_tail: String,
+    },
+    /// The executor knows nothing of this handle (e.g. lost across a reboot).
+    Unknown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// The task cannot run here as specified (e.g. no Slurm script): fail it.
+    #[error("invalid task: {0}")]
+    Invalid(String),
+    /// The executor is unavailable right now (e.g. slurmctld down): retry.
+    #[error("executor unavailable: {0}")]
+    Unavailable(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[async_trait]
+pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
+    /// `process`, `slurm`, ...
+    fn name(&self) -> &'static str;
+
+    /// Starts the attempt and returns at once with its handle.
+    async fn start(&self, task: &TaskSpec) -> Result<Handle, ExecutorError>;
+
+    /// Where the attempt is now. Cheap: called every reconcile tick.
+    async fn poll(&self, handle: &Handle) -> Result<TaskStatus, ExecutorError>;
+
+    /// Stops the attempt: a polite signal, then a forced stop after `grace`.
+    /// Stopping a finished or unknown attempt is not an error.
+    async fn stop(&self, handle: &Handle, grace: Duration) -> Result<(), ExecutorError>;
+}

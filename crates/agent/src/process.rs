@@ -1,0 +1,373 @@
+//! The `process` executor: each attempt is a child process (in its own
+//! process group) running in the attempt's working directory.
+//!
+//! Restart-safe: the task runs under `sh -c`, which writes the exit code to
+//! `.exit` in the working directory when the command ends, so an agent that
+//! restarts (and no longer owns the child) still learns how it ended. The
+//! handle records the pid and its kernel start time, so a reused pid is not
+//! mistaken for the task.
+//!
+//! Limits: CPU affinity with `taskset` when the site config names `cpus`
+//! (cgroup v2 needs a delegated hierarchy, which an unprivileged agent
+//! rarely has; not used yet). Stop: SIGTERM to the group, SIGKILL after the
+//! grace period.
+
+use std::collections::HashMap;
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::executor::{Executor, ExecutorError, Handle, TaskSpec, TaskStatus};
+
+/// Bytes of output kept for the status report.
+pub const OUTPUT_TAIL_BYTES: u64 = 4 * 1024;
+pub const OUTPUT_FILE: &str = "output.log";
+pub const EXIT_FILE: &str = ".exit";
+/// The attempt's handle, written as soon as it is spawned: an agent killed
+/// before it saved its state finds the attempt already started.
+pub const HANDLE_FILE: &str = ".handle";
+
+#[derive(Debug)]
+pub struct ProcessExecutor {
+    cpus: Option<String>,
+    /// Put first on the tasks' PATH (the agent's own directory, so a job may
+    /// run `suanwang work render`).
+    path_prefix: Option<PathBuf>,
+    children: Mutex<HashMap<u32, tokio::process::Child>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ProcessHandle {
+    pid: u32,
+    /// Kernel start time of the process (clock ticks since boot).
+    start: u64,
+    dir: PathBuf,
+    started_at_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The start time of `pid` from /proc, if it runs.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // Field 22 overall is the 20th after the name.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A zombie still has /proc/PID until it is reaped; it is not running.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').map(|i| stat[i + 2..].starts_with('Z')))
+        .unwrap_or(false)
+}
+
+pub fn output_tail(dir: &Path) -> String {
+    let Ok(mut file) = std::fs::File::open(dir.join(OUTPUT_FILE)) else {
+        return String::new();
+    };
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(length.saturating_sub(OUTPUT_TAIL_BYTES)));
+    let mut bytes = Vec::new();
+    let _ = file.take(OUTPUT_TAIL_BYTES).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A command is a program name looked up on PATH, an absolute path, or a
+/// path inside the working directory; never a path that climbs out of it.
+fn check_command(command: &str) -> Result<(), ExecutorError> {
+    if command.is_empty() || command.contains('\0') {
+        return Err(ExecutorError::Invalid("empty command".into()));
+    }
+    let path = Path::new(command);
+    if !path.is_absolute() && path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(ExecutorError::Invalid(format!(
+            "command {command:?} leaves the working directory"
+        )));
+    }
+    Ok(())
+}
+
+impl ProcessExecutor {
+    pub fn new(cpus: Option<String>, path_prefix: Option<PathBuf>) -> ProcessExecutor {
+        ProcessExecutor {
+            cpus,
+            path_prefix,
+            children: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn exit_code(dir: &Path) -> Option<(i32, std::time::SystemTime)> {
+        let path = dir.join(EXIT_FILE);
+        let code = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        Some((code, modified))
+    }
+
+    fn finished(handle: &ProcessHandle, signal: Option<i32>) -> TaskStatus {
+        let output_tail = output_tail(&handle.dir);
+        match Self::exit_code(&handle.dir) {
+            Some((code, modified)) => {
+                let ended_ms = modified
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    .unwrap_or(handle.started_at_ms);
+                let wall_ms =
+                    u64::try_from(ended_ms.saturating_sub(handle.started_at_ms)).unwrap_or(0);
+                TaskStatus::Exited {
+                    code,
+                    wall_ms,
+                    output_tail,
+                }
+            }
+            None => {
+                let wall_ms =
+                    u64::try_from(now_ms().saturating_sub(handle.started_at_ms)).unwrap_or(0);
+                let reason = match signal {
+                    Some(signal) => format!("killed by signal {signal}"),
+                    None => {
+                        "the process ended without an exit code (killed, or lost across a restart)"
+                            .to_owned()
+                    }
+                };
+                TaskStatus::Failed {
+                    reason,
+                    wall_ms,
+                    output_tail,
+                }
+            }
+        }
+    }
+}
+
+fn parse(handle: &Handle) -> Result<ProcessHandle, ExecutorError> {
+    serde_json::from_str(&handle.0)
+        .map_err(|e| ExecutorError::Invalid(format!("bad process handle: {e}")))
+}
+
+async fn signal_group(pid: u32, signal: &str) {
+    // `kill -SIG -PGID` signals the whole group: the shell and its command.
+    let _ = tokio::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg("--")
+        .arg(format!("-{pid}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+}
+
+#[async_trait]
+impl Executor for ProcessExecutor {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    async fn start(&self, task: &TaskSpec) -> Result<Handle, ExecutorError> {
+        check_command(&task.run.command)?;
+        std::fs::create_dir_all(&task.work_dir)?;
+        // Started by an earlier life of this agent that died before saving
+        // its state: adopt the attempt instead of running it twice.
+        if let Ok(text) = std::fs::read_to_string(task.work_dir.join(HANDLE_FILE)) {
+            if serde_json::from_str::<ProcessHandle>(&text).is_ok() {
+                return Ok(Handle(text));
+            }
+        }
+        std::fs::create_dir_all(&task.output_dir)?;
+        let log = std::fs::File::create(task.work_dir.join(OUTPUT_FILE))?;
+        let _ = std::fs::remove_file(task.work_dir.join(EXIT_FILE));
+        let mut command = match &self.cpus {
+            Some(cpus) => {
+                let mut command = tokio::process::Command::new("taskset");
+                command.arg("-c").arg(cpus).arg("sh");
+                command
+            }
+            None => tokio::process::Command::new("sh"),
+        };
+        command
+            .arg("-c")
+            .arg(concat!(
+                "\"$@\"; code=$?; ",
+                "printf '%s' \"$code\" > .exit.tmp && mv .exit.tmp .exit; ",
+                "exit $code"
+            ))
+            .arg("sh")
+            .arg(&task.run.command)
+            .args(&task.run.args)
+            .current_dir(&task.work_dir)
+            .envs(&task.run.env)
+            .envs(&task.env)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(false);
+        if let Some(prefix) = &self.path_prefix {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut paths = vec![prefix.clone()];
+            paths.extend(std::env::split_paths(&path));
+            if let Ok(joined) = std::env::join_paths(paths) {
+                command.env("PATH", joined);
+            }
+        }
+        let started_at_ms = now_ms();
+        let child = command.spawn()?;
+        let pid = child.id().ok_or_else(|| {
+            ExecutorError::Unavailable("the child exited before it had a pid".into())
+        })?;
+        let start = start_time(pid).unwrap_or(0);
+        self.children
+            .lock()
+            .expect("children lock")
+            .insert(pid, child);
+        let handle = ProcessHandle {
+            pid,
+            start,
+            dir: task.work_dir.clone(),
+            started_at_ms,
+        };
+        let text =
+            serde_json::to_string(&handle).map_err(|e| ExecutorError::Invalid(e.to_string()))?;
+        if let Err(error) = std::fs::write(task.work_dir.join(HANDLE_FILE), &text) {
+            tracing::warn!(%error, dir = %task.work_dir.display(), "cannot record the attempt's handle");
+        }
+        Ok(Handle(text))
+    }
+
+    async fn poll(&self, handle: &Handle) -> Result<TaskStatus, ExecutorError> {
+        let handle = parse(handle)?;
+        let owned = {
+            let mut children = self.children.lock().expect("children lock");
+            match children.get_mut(&handle.pid) {
+                Some(child) => match child.try_wait()? {
+                    Some(status) => {
+                        children.remove(&handle.pid);
+                        Some(Some(std::os::unix::process::ExitStatusExt::signal(&status)))
+                    }
+                    None => Some(None),
+                },
+                None => None,
+            }
+        };
+        match owned {
+            Some(None) => Ok(TaskStatus::Running),
+            Some(Some(signal)) => Ok(Self::finished(&handle, signal)),
+            // Not our child (the agent restarted): look at /proc and .exit.
+            None => {
+                let alive = start_time(handle.pid) == Some(handle.start) && !is_zombie(handle.pid);
+                if alive {
+                    Ok(TaskStatus::Running)
+                } else if handle.dir.exists() {
+                    Ok(Self::finished(&handle, None))
+                } else {
+                    Ok(TaskStatus::Unknown)
+                }
+            }
+        }
+    }
+
+    async fn stop(&self, handle: &Handle, grace: Duration) -> Result<(), ExecutorError> {
+        let handle = parse(handle)?;
+        let running = |h: &ProcessHandle| start_time(h.pid) == Some(h.start) && !is_zombie(h.pid);
+        if !running(&handle) {
+            return Ok(());
+        }
+        signal_group(handle.pid, "TERM").await;
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            {
+                let mut children = self.children.lock().expect("children lock");
+                if let Some(child) = children.get_mut(&handle.pid) {
+                    if child.try_wait()?.is_some() {
+                        children.remove(&handle.pid);
+                        return Ok(());
+                    }
+                }
+            }
+            if !running(&handle) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        signal_group(handle.pid, "KILL").await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_stay_inside() {
+        assert!(check_command("true").is_ok());
+        assert!(check_command("/bin/true").is_ok());
+        assert!(check_command("bin/run.sh").is_ok());
+        assert!(check_command("../x").is_err());
+        assert!(check_command("a/../../x").is_err());
+        assert!(check_command("").is_err());
+    }
+
+    #[test]
+    fn own_start_time_is_readable() {
+        assert!(start_time(std::process::id()).is_some());
+    }
+
+    /// An agent killed between starting an attempt and saving its state
+    /// starts it again after a restart: the attempt is adopted, not rerun.
+    #[tokio::test]
+    async fn a_started_attempt_is_adopted() {
+        let dir = std::env::temp_dir().join(format!("suanwang-adopt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spec = TaskSpec {
+            job: "j".into(),
+            task: 0,
+            attempt: 1,
+            pool: "p".into(),
+            units: 1,
+            hours: 0.01,
+            run: suanwang_api::RunSpec {
+                command: "sh".into(),
+                args: vec!["-c".into(), "echo ran >> ../runs; sleep 0.3".into()],
+                env: Default::default(),
+                slurm_script: None,
+            },
+            work_dir: dir.join("work"),
+            output_dir: dir.join("out"),
+            env: Default::default(),
+            wall_time_max: Duration::from_secs(60),
+        };
+        let first = ProcessExecutor::new(None, None).start(&spec).await.unwrap();
+        // A new executor: the agent restarted.
+        let restarted = ProcessExecutor::new(None, None);
+        let second = restarted.start(&spec).await.unwrap();
+        assert_eq!(first, second);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match restarted.poll(&second).await.unwrap() {
+                TaskStatus::Running => {}
+                TaskStatus::Exited { code, .. } => {
+                    assert_eq!(code, 0);
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never ended");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(std::fs::read_to_string(dir.join("runs")).unwrap(), "ran\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,94 @@
+//! Three sites at different list prices, each too small for the whole job:
+//! the job's tasks spread over them, every task writes its output once, and
+//! its usage is the wall time the process ran.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::{
+    check_usage_matches_tasks, check_wall, create_site, measured_ms, number, sh_job, site_toml,
+    wait_healthy, wait_succeeded, Agent, NOW_US,
+};
+use crate::server::harness::{text, Db};
+
+const TASKS: u64 = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agents_run_a_job_across_sites() {
+    let db = Db::sqlite();
+    let server = db.serve_with("round_interval_ms = 200\n").await;
+    let tenant = server.tenant("acme").await;
+    let provider = server.provider("power").await;
+    let mut agents = Vec::new();
+    let mut sites = Vec::new();
+    for (name, capacity, price) in [("cheap", 2, 0.2), ("middle", 3, 0.4), ("dear", 3, 0.6)] {
+        let (id, token) = create_site(&provider, name, "shanghai").await;
+        agents.push(Agent::start(
+            &db,
+            &server,
+            name,
+            &token,
+            &site_toml(capacity, price),
+        ));
+        sites.push(id);
+    }
+    for site in &sites {
+        wait_healthy(&provider, site).await;
+    }
+
+    let script = format!(
+        "echo \"start {NOW_US}\" > \"$SUANWANG_OUTPUT_DIR/time-$SUANWANG_TASK_INDEX\"; \
+         sleep 0.3; \
+         echo $SUANWANG_TASK_INDEX > \"$SUANWANG_OUTPUT_DIR/t-$SUANWANG_TASK_INDEX\"; \
+         echo \"end {NOW_US}\" >> \"$SUANWANG_OUTPUT_DIR/time-$SUANWANG_TASK_INDEX\""
+    );
+    let job = text(
+        &tenant.api.submit(&sh_job("spread", TASKS, &script)).await,
+        "id",
+    );
+    let view = wait_succeeded(&tenant.api, &job, Duration::from_secs(30)).await;
+    assert_eq!(view["tasks"]["succeeded"], TASKS, "{view}");
+
+    let tasks = tenant.api.tasks(&job).await;
+    assert_eq!(tasks.len() as u64, TASKS);
+    let used: BTreeSet<&str> = tasks.iter().filter_map(|t| t["site"].as_str()).collect();
+    assert!(used.len() > 1, "all tasks ran at one site: {tasks:#?}");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["attempt"] == 1 && t["exit_code"] == 0),
+        "{tasks:#?}"
+    );
+
+    // `suanwang job usage`: one record per task, of its only attempt.
+    let records = server
+        .cli(&tenant.token, &["job", "usage", &job, "--output", "json"])
+        .await
+        .expect(0)
+        .json();
+    let records = records.as_array().expect("a list").clone();
+    let by = check_usage_matches_tasks(&tasks, &records);
+    assert_eq!(by.len() as u64, TASKS);
+
+    for task in &tasks {
+        let index = number(task, "index");
+        let site = task["site"].as_str().expect("a site");
+        let agent = &agents[sites.iter().position(|s| s == site).expect("a known site")];
+        let outputs = agent.outputs(&job);
+        let output = std::fs::read_to_string(outputs.join(format!("t-{index}")))
+            .unwrap_or_else(|error| panic!("output of task {index} at {site}: {error}"));
+        assert_eq!(output, format!("{index}\n"));
+        // Not also at another site.
+        for other in agents.iter().filter(|a| a.outputs(&job) != outputs) {
+            assert!(!other.outputs(&job).join(format!("t-{index}")).exists());
+        }
+        let measured = measured_ms(&outputs.join(format!("time-{index}")));
+        let record = &by[&(index, 1)];
+        let wall = number(record, "wall_ms");
+        assert!(
+            (300..=2000).contains(&wall),
+            "wall time of a 0.3 s task: {record}"
+        );
+        check_wall(record, measured);
+    }
+}
