@@ -106,9 +106,7 @@ JobCompType=jobcomp/filetxt
 JobCompLoc=/var/log/slurm/jobcomp.log
 MinJobAge=3600
 MaxJobCount=100000
-# Quick turnaround for short test jobs.
 SchedulerType=sched/backfill
-SchedulerParameters=defer_batch=0
 KillWait=5
 InactiveLimit=0
 GresTypes=gpu
