@@ -39,6 +39,26 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// A transaction the database aborted only because of a concurrent one
+    /// (PostgreSQL's deadlock 40P01 or serialization failure 40001; SQLite's
+    /// busy). Nothing of it was stored: running it again is safe.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(error)) => {
+                matches!(
+                    error.code().as_deref(),
+                    Some("40P01" | "40001" | "5" | "517")
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Attempts of a transaction the database aborted as transient.
+pub const TRANSIENT_ATTEMPTS_MAX: u32 = 3;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     Operator,

@@ -328,7 +328,20 @@ pub async fn cancel(
         target: id.clone(),
         detail: String::new(),
     };
-    match state.store.cancel(&id, idem.as_ref(), &audit).await? {
+    // A deadlock with a concurrent round stores nothing: run it again, bounded.
+    let mut attempt = 1;
+    let outcome = loop {
+        match state.store.cancel(&id, idem.as_ref(), &audit).await {
+            Err(error)
+                if error.is_transient() && attempt < suanwang_store::TRANSIENT_ATTEMPTS_MAX =>
+            {
+                tracing::info!(%error, attempt, "cancel aborted by a concurrent transaction; again");
+                attempt += 1;
+            }
+            result => break result?,
+        }
+    };
+    match outcome {
         IdemOutcome::Done => {
             state.changed();
             state.wake.notify_one();

@@ -394,8 +394,20 @@ pub async fn report(
     }
     let now = now_ms();
     let usage = rate_usage(&state, &site.id, reports.usage, now).await?;
-    let (status_outcomes, usage_outcomes) =
-        state.store.report(&site.id, &statuses, &usage, now).await?;
+    // A deadlock with a concurrent round aborts the whole report and stores
+    // nothing of it, so running it again is safe; bounded.
+    let mut attempt = 1;
+    let (status_outcomes, usage_outcomes) = loop {
+        match state.store.report(&site.id, &statuses, &usage, now).await {
+            Err(error)
+                if error.is_transient() && attempt < suanwang_store::TRANSIENT_ATTEMPTS_MAX =>
+            {
+                tracing::info!(%error, attempt, "report aborted by a concurrent transaction; again");
+                attempt += 1;
+            }
+            result => break result?,
+        }
+    };
     if status_outcomes.contains(&ItemOutcome::Accepted) {
         // Finished tasks free capacity.
         state.wake.notify_one();
