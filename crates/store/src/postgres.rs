@@ -128,7 +128,7 @@ impl PgStore {
 
     /// The round's writes as a handful of set-wise statements: a round may
     /// place 100,000 tasks, and one statement per placement would spend its
-    /// time in round trips. Same transitions as `apply_round_in` (pending →
+    /// time in round trips. Same transitions as the lifecycle (pending →
     /// placed, a new attempt), checked by the same contract tests.
     async fn apply_round_set_wise(
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,

@@ -129,7 +129,7 @@ impl SqliteStore {
     /// jobs, sites, events and explanations. One statement per placement
     /// would cost a round trip to SQLite's worker thread each, and a round
     /// may hold ten thousand placements. Same transitions as
-    /// `apply_round_in` (pending → placed, a new attempt); the contract
+    /// the lifecycle (pending → placed, a new attempt); the contract
     /// tests check both backends alike.
     async fn place_set_wise(
         tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,

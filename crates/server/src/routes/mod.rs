@@ -8,8 +8,6 @@ pub mod sites;
 pub mod system;
 pub mod topology;
 
-use suanwang_core::spec::limits;
-
 use crate::error::ApiError;
 
 /// Ids in paths are ours: bounded and plain. Anything else cannot exist.
@@ -22,11 +20,5 @@ pub fn check_path_id(id: &str) -> Result<(), ApiError> {
     {
         return Err(ApiError::not_found("resource"));
     }
-    Ok(())
-}
-
-pub fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
-    suanwang_core::spec::check_name(field, name)?;
-    let _ = limits::NAME_BYTES_MAX;
     Ok(())
 }

@@ -14,8 +14,9 @@ use crate::auth::{new_id, new_token, Caller};
 use crate::error::ApiResult;
 use crate::json::StrictJson;
 use crate::now_ms;
-use crate::routes::{check_name, check_path_id};
+use crate::routes::check_path_id;
 use crate::state::AppState;
+use suanwang_core::spec::check_name;
 
 pub fn view(row: &PrincipalRow) -> PrincipalView {
     PrincipalView {

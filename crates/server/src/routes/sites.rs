@@ -22,8 +22,9 @@ use crate::auth::{new_id, new_token, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::json::StrictJson;
 use crate::now_ms;
-use crate::routes::{check_name, check_path_id};
+use crate::routes::check_path_id;
 use crate::state::AppState;
+use suanwang_core::spec::check_name;
 
 /// Items per report: an agent with more sends several.
 pub const REPORT_ITEMS_MAX: usize = 10_000;
