@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 
 pub mod postgres;
+mod round;
 mod shared;
 pub mod sqlite;
 
@@ -208,6 +209,21 @@ pub struct TaskRow {
     pub site: Option<String>,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
+}
+
+impl TaskRow {
+    /// A task that has no row yet: pending, never placed.
+    pub fn never_placed(index: u64) -> TaskRow {
+        TaskRow {
+            index,
+            state: "pending".to_owned(),
+            attempt: 0,
+            pool: None,
+            site: None,
+            exit_code: None,
+            reason: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

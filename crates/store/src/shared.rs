@@ -37,6 +37,20 @@ pub fn values(rows: usize, columns: usize) -> String {
     text
 }
 
+/// A `jobs` row as the job queries select it.
+pub type JobSelect = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+);
+
 pub fn to_u64(field: &str, value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{field} is negative: {value}")))
 }
@@ -77,6 +91,30 @@ pub fn job_state_name(
     cancel_requested: bool,
 ) -> Result<&'static str, StoreError> {
     Ok(job_state(&counts_of(rows)?, cancel_requested).as_str())
+}
+
+/// The never-placed tasks of a job (lazy task rows): every index from
+/// `materialized` up to `tasks` is pending and has no row yet.
+pub fn tail(tasks: i64, materialized: i64) -> Result<i64, StoreError> {
+    if !(0..=tasks).contains(&materialized) {
+        return Err(StoreError::Corrupt(format!(
+            "job has {materialized} task rows for {tasks} tasks"
+        )));
+    }
+    Ok(tasks - materialized)
+}
+
+/// Task counts by state (sorted by name) with the never-placed tail added to
+/// `pending`.
+pub fn with_tail(mut rows: Vec<(String, i64)>, tail: i64) -> Vec<(String, i64)> {
+    if tail > 0 {
+        match rows.iter_mut().find(|(state, _)| state == "pending") {
+            Some((_, n)) => *n += tail,
+            None => rows.push(("pending".to_owned(), tail)),
+        }
+        rows.sort();
+    }
+    rows
 }
 
 /// The one answer for a report about an attempt that is not the reporting
@@ -143,19 +181,20 @@ macro_rules! impl_store {
                     // Lock the job first, then count: two transactions that
                     // change tasks of one job then settle its state one
                     // after the other, the second seeing the first's tasks.
-                    let (cancel,): (i64,) = sqlx::query_as(&Self::sql_owned(format!(
-                        "SELECT cancel_requested FROM jobs WHERE id = ?{}",
+                    let (cancel, tasks, materialized): (i64, i64, i64) = sqlx::query_as(&Self::sql_owned(format!(
+                        "SELECT cancel_requested, tasks, tasks_materialized FROM jobs WHERE id = ?{}",
                         Self::for_update("jobs")
                     )))
                     .bind(job)
                     .fetch_one(&mut **tx)
                     .await?;
                     let counts: Vec<(String, i64)> = sqlx::query_as(&Self::sql(
-                        "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state",
+                        "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state ORDER BY state",
                     ))
                     .bind(job)
                     .fetch_all(&mut **tx)
                     .await?;
+                    let counts = $crate::shared::with_tail(counts, $crate::shared::tail(tasks, materialized)?);
                     let state = $crate::shared::job_state_name(&counts, cancel != 0)?;
                     sqlx::query(&Self::sql(
                         "UPDATE jobs SET state = ?, why = CASE WHEN ? = 'pending' THEN why ELSE NULL END WHERE id = ? AND state <> ?",
@@ -359,15 +398,16 @@ macro_rules! impl_store {
 
             async fn job_row(
                 &self,
-                row: (String, String, String, String, String, i64, i64, i64, Option<String>),
+                row: $crate::shared::JobSelect,
             ) -> $crate::Result<$crate::JobRow> {
-                let (id, tenant, name, spec, state, tasks, cancel, created_at_ms, why) = row;
+                let (id, tenant, name, spec, state, tasks, cancel, created_at_ms, why, materialized) = row;
                 let counts: Vec<(String, i64)> = sqlx::query_as(&Self::sql(
                     "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state ORDER BY state",
                 ))
                 .bind(&id)
                 .fetch_all(self.read())
                 .await?;
+                let counts = $crate::shared::with_tail(counts, $crate::shared::tail(tasks, materialized)?);
                 let counts = counts
                     .into_iter()
                     .map(|(state, n)| Ok((state, $crate::shared::to_u64("count", n)?)))
@@ -700,6 +740,23 @@ macro_rules! impl_store {
                 .bind(now_ms)
                 .fetch_all(&mut *tx)
                 .await?;
+                if lapsed.is_empty() {
+                    return Ok(0);
+                }
+                // The jobs of the lapsed sites' tasks, locked first.
+                let mut held: Vec<String> = Vec::new();
+                for (site,) in &lapsed {
+                    let rows: Vec<(String,)> = sqlx::query_as(&Self::sql(
+                        "SELECT DISTINCT job FROM tasks WHERE site = ? AND state IN ('placed', 'running')",
+                    ))
+                    .bind(site)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    held.extend(rows.into_iter().map(|(job,)| job));
+                }
+                held.sort_unstable();
+                held.dedup();
+                Self::lock_jobs(&mut tx, &held.iter().map(String::as_str).collect::<Vec<_>>()).await?;
                 let mut affected = 0u64;
                 let mut jobs: Vec<String> = Vec::new();
                 for (site,) in &lapsed {
@@ -787,6 +844,10 @@ macro_rules! impl_store {
                 now_ms: i64,
             ) -> $crate::Result<(Vec<$crate::ItemOutcome>, Vec<$crate::ItemOutcome>)> {
                 let mut tx = self.write().begin().await?;
+                let mut locked: Vec<&str> = statuses.iter().map(|s| s.job.as_str()).collect();
+                locked.sort_unstable();
+                locked.dedup();
+                Self::lock_jobs(&mut tx, &locked).await?;
                 // Usage first: the usage of an attempt that fails in the same
                 // report still belongs to that attempt.
                 let mut usage_outcomes = Vec::with_capacity(usage.len());
@@ -895,8 +956,6 @@ macro_rules! impl_store {
             async fn submit_batch(&self, jobs: &[$crate::NewJob]) -> $crate::Result<Vec<$crate::IdemOutcome>> {
                 let mut tx = self.write().begin().await?;
                 let mut outcomes = Vec::with_capacity(jobs.len());
-                // (job, idx, units) of the tasks to insert.
-                let mut tasks: Vec<(&str, i64, i64)> = Vec::new();
                 let mut inserted: Vec<&$crate::NewJob> = Vec::with_capacity(jobs.len());
                 let claims = Self::idem_claim_batch(&mut tx, jobs).await?;
                 for (job, claim) in jobs.iter().zip(claims) {
@@ -906,9 +965,6 @@ macro_rules! impl_store {
                     }
                     outcomes.push($crate::IdemOutcome::Done);
                     inserted.push(job);
-                    for idx in 0..job.tasks {
-                        tasks.push((job.id.as_str(), $crate::shared::to_i64(idx), $crate::shared::to_i64(job.units)));
-                    }
                 }
                 for chunk in inserted.chunks($crate::shared::INSERT_ROWS_MAX / 2) {
                     let sql = format!(
@@ -960,17 +1016,6 @@ macro_rules! impl_store {
                     }
                     query.execute(&mut *tx).await?;
                 }
-                for chunk in tasks.chunks($crate::shared::INSERT_ROWS_MAX) {
-                    let sql = Self::sql_owned(format!(
-                        "INSERT INTO tasks (job, idx, state, attempt, units) VALUES {}",
-                        $crate::shared::values(chunk.len(), 5)
-                    ));
-                    let mut query = sqlx::query(&sql);
-                    for (job, idx, units) in chunk {
-                        query = query.bind(*job).bind(*idx).bind("pending").bind(0i64).bind(*units);
-                    }
-                    query.execute(&mut *tx).await?;
-                }
                 tx.commit().await?;
                 Ok(outcomes)
             }
@@ -994,8 +1039,8 @@ macro_rules! impl_store {
             }
 
             async fn job(&self, id: &str) -> $crate::Result<Option<$crate::JobRow>> {
-                let row: Option<(String, String, String, String, String, i64, i64, i64, Option<String>)> = sqlx::query_as(&Self::sql(
-                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why FROM jobs WHERE id = ?",
+                let row: Option<$crate::shared::JobSelect> = sqlx::query_as(&Self::sql(
+                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why, tasks_materialized FROM jobs WHERE id = ?",
                 ))
                 .bind(id)
                 .fetch_optional(self.read())
@@ -1007,8 +1052,8 @@ macro_rules! impl_store {
             }
 
             async fn jobs(&self, tenant: Option<&str>, after: Option<&str>, limit: u32) -> $crate::Result<Vec<$crate::JobRow>> {
-                let rows: Vec<(String, String, String, String, String, i64, i64, i64, Option<String>)> = sqlx::query_as(&Self::sql(
-                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why FROM jobs \
+                let rows: Vec<$crate::shared::JobSelect> = sqlx::query_as(&Self::sql(
+                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why, tasks_materialized FROM jobs \
                      WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
                 ))
                 .bind(tenant)
@@ -1032,7 +1077,16 @@ macro_rules! impl_store {
                 .bind(job)
                 .fetch_all(self.read())
                 .await?;
-                rows.into_iter()
+                // Read after the rows: a round that materialises more rows in
+                // between only moves the boundary up, so no task is missed
+                // (at worst one is listed as never placed a moment longer).
+                let sizes: Option<(i64, i64)> = sqlx::query_as(&Self::sql(
+                    "SELECT tasks, tasks_materialized FROM jobs WHERE id = ?",
+                ))
+                .bind(job)
+                .fetch_optional(self.read())
+                .await?;
+                let mut tasks = rows.into_iter()
                     .map(|(index, state, attempt, pool, site, exit_code, reason)| {
                         Ok($crate::TaskRow {
                             index: $crate::shared::to_u64("idx", index)?,
@@ -1044,7 +1098,13 @@ macro_rules! impl_store {
                             reason,
                         })
                     })
-                    .collect()
+                    .collect::<$crate::Result<Vec<_>>>()?;
+                if let Some((total, _)) = sizes {
+                    let first_new = tasks.last().map_or(0, |t| t.index + 1);
+                    let total = $crate::shared::to_u64("tasks", total)?;
+                    tasks.extend((first_new..total).map($crate::TaskRow::never_placed));
+                }
+                Ok(tasks)
             }
 
             async fn events(&self, job: &str, after_seq: i64, limit: u32) -> $crate::Result<Vec<$crate::EventRow>> {
@@ -1077,28 +1137,36 @@ macro_rules! impl_store {
                         return Ok(outcome);
                     }
                 }
-                let found: Option<(String,)> = sqlx::query_as(&Self::sql("SELECT id FROM jobs WHERE id = ?"))
-                    .bind(job)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if found.is_none() {
+                // The job first, then its tasks, then sites: the one lock
+                // order of every writer (ARCHITECTURE.md).
+                let found: Option<(i64, i64, i64)> = sqlx::query_as(&Self::sql_owned(format!(
+                    "SELECT tasks, tasks_materialized, units FROM jobs WHERE id = ?{}",
+                    Self::for_update("jobs")
+                )))
+                .bind(job)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((tasks, materialized, units)) = found else {
                     return Err($crate::StoreError::NotFound(format!("job {job}")));
-                }
-                // Tasks first, then the job: the order reports and lapses
-                // lock in. The sites come from the rows actually cancelled,
-                // so a placement that committed meanwhile is seen too.
+                };
+                // The sites come from the rows actually cancelled, so a
+                // placement that committed meanwhile is seen too.
                 let cancelled: Vec<(Option<String>,)> = sqlx::query_as(&Self::sql(
                     "UPDATE tasks SET state = 'cancelled' WHERE job = ? AND state IN ('pending', 'placed', 'running') RETURNING site",
                 ))
                 .bind(job)
                 .fetch_all(&mut *tx)
                 .await?;
-                let done = cancelled.len();
+                // The never-placed tasks get their rows, as cancelled: after a
+                // cancel every task of the job has a row and none is pending.
+                let tail = $crate::shared::tail(tasks, materialized)?;
+                Self::insert_cancelled(&mut tx, job, materialized, tasks, units).await?;
+                let done = cancelled.len() + usize::try_from(tail).expect("bounded");
                 let sites: std::collections::BTreeSet<String> =
                     cancelled.into_iter().filter_map(|(site,)| site).collect();
                 // A finished job stays what it was: nothing left to cancel.
                 let changed = sqlx::query(&Self::sql(
-                    "UPDATE jobs SET cancel_requested = 1, why = NULL WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled')",
+                    "UPDATE jobs SET cancel_requested = 1, why = NULL, tasks_materialized = tasks WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled')",
                 ))
                 .bind(job)
                 .execute(&mut *tx)
@@ -1109,7 +1177,7 @@ macro_rules! impl_store {
                     tx.commit().await?;
                     return Ok($crate::IdemOutcome::Done);
                 }
-                for site in &sites {
+                for site in &sites { // sorted: the lock order
                     sqlx::query(&Self::sql("UPDATE sites SET version = version + 1 WHERE id = ?"))
                         .bind(site)
                         .execute(&mut *tx)
@@ -1187,7 +1255,8 @@ macro_rules! impl_store {
                         }, region))
                     })
                     .collect::<$crate::Result<Vec<_>>>()?;
-                // Two queries, each served by one partial index.
+                // Three queries, each served by one partial index: pending
+                // task rows, never-placed tails, tasks holding capacity.
                 let pending: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT job, COUNT(*) FROM tasks WHERE state = 'pending' GROUP BY job",
                 )
@@ -1198,10 +1267,17 @@ macro_rules! impl_store {
                 )
                 .fetch_all(self.read())
                 .await?;
+                let tails: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT id, tasks - tasks_materialized FROM jobs WHERE tasks_materialized < tasks",
+                )
+                .fetch_all(self.read())
+                .await?;
                 let mut counts: std::collections::BTreeMap<String, (u64, u64)> = std::collections::BTreeMap::new();
-                for (job, n) in pending {
+                for (job, n) in pending.into_iter().chain(tails) {
                     let n = $crate::shared::to_u64("count", n)?;
-                    counts.insert(job, (n, n));
+                    let entry = counts.entry(job).or_insert((0, 0));
+                    entry.0 += n;
+                    entry.1 += n;
                 }
                 for (job, n) in active {
                     if let Some(entry) = counts.get_mut(&job) {
@@ -1233,6 +1309,120 @@ macro_rules! impl_store {
         }
 
         impl $store {
+            /// Locks the rows of `jobs` (sorted, distinct) in id order: the
+            /// first step of every transaction that changes tasks of more
+            /// than one job, so that two of them never wait on each other
+            /// in opposite orders (ARCHITECTURE.md, "Lock order").
+            async fn lock_jobs(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                ids: &[&str],
+            ) -> $crate::Result<()> {
+                assert!(ids.windows(2).all(|w| w[0] < w[1]), "job ids sorted and distinct");
+                let lock = Self::for_update("jobs");
+                if lock.is_empty() {
+                    return Ok(()); // one writer: nothing to order
+                }
+                for chunk in ids.chunks($crate::shared::INSERT_ROWS_MAX) {
+                    let sql = Self::sql_owned(format!(
+                        "SELECT id FROM jobs WHERE id IN ({}) ORDER BY id{lock}",
+                        $crate::shared::placeholders(chunk.len())
+                    ));
+                    let mut query = sqlx::query(&sql);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// A round's writes, in the caller's transaction: lock the placed
+            /// jobs (id order), read them and their pending rows, plan the
+            /// row changes (`round::plan`), let the backend write them
+            /// set-wise, then events, job states, site versions and the
+            /// explanations.
+            async fn write_round(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                round: &$crate::RoundWrite,
+            ) -> $crate::Result<()> {
+                let mut ids: Vec<&str> = round.placements.iter().map(|p| p.0.as_str()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let mut jobs = std::collections::BTreeMap::new();
+                let mut pending: std::collections::BTreeMap<String, Vec<u64>> = std::collections::BTreeMap::new();
+                for chunk in ids.chunks($crate::shared::INSERT_ROWS_MAX) {
+                    // Locked in id order (the chunks are sorted too).
+                    let sql = Self::sql_owned(format!(
+                        "SELECT id, tasks, tasks_materialized, units, cancel_requested FROM jobs WHERE id IN ({}) ORDER BY id{}",
+                        $crate::shared::placeholders(chunk.len()),
+                        Self::for_update("jobs")
+                    ));
+                    let mut query = sqlx::query_as::<_, (String, i64, i64, i64, i64)>(&sql);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    for (id, tasks, materialized, units, cancel) in query.fetch_all(&mut **tx).await? {
+                        $crate::shared::tail(tasks, materialized)?;
+                        jobs.insert(id, $crate::round::JobNow {
+                            tasks: $crate::shared::to_u64("tasks", tasks)?,
+                            materialized: $crate::shared::to_u64("tasks_materialized", materialized)?,
+                            units: $crate::shared::to_u64("units", units)?,
+                            cancel_requested: cancel != 0,
+                        });
+                    }
+                }
+                for chunk in ids.chunks($crate::shared::INSERT_ROWS_MAX) {
+                    let sql = Self::sql_owned(format!(
+                        "SELECT job, idx FROM tasks WHERE state = 'pending' AND job IN ({}) ORDER BY job, idx",
+                        $crate::shared::placeholders(chunk.len())
+                    ));
+                    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    for (job, idx) in query.fetch_all(&mut **tx).await? {
+                        pending.entry(job).or_default().push($crate::shared::to_u64("idx", idx)?);
+                    }
+                }
+                let plan = $crate::round::plan(&round.placements, &jobs, &pending);
+                Self::write_placements(tx, &plan).await?;
+                let events: Vec<(&str, String)> = plan
+                    .placed
+                    .iter()
+                    .map(|(&(job, pool, site), count)| (job, format!("{count} tasks on pool {pool} at site {site}")))
+                    .collect();
+                let updates = plan.job_updates(&round.whys);
+                let sites: Vec<&str> = plan.sites.iter().copied().collect();
+                Self::write_round_rows(tx, &events, &updates, &sites, round.at_ms).await
+            }
+
+            /// Rows for the never-placed tasks `low..high` of `job`, as
+            /// cancelled.
+            async fn insert_cancelled(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                job: &str,
+                low: i64,
+                high: i64,
+                units: i64,
+            ) -> $crate::Result<()> {
+                if low >= high {
+                    return Ok(());
+                }
+                let done = sqlx::query(&Self::sql(
+                    "WITH RECURSIVE r(idx) AS (SELECT CAST(? AS BIGINT) UNION ALL SELECT idx + 1 FROM r WHERE idx + 1 < ?) \
+                     INSERT INTO tasks (job, idx, state, attempt, units) SELECT ?, idx, 'cancelled', 0, ? FROM r",
+                ))
+                .bind(low)
+                .bind(high)
+                .bind(job)
+                .bind(units)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                assert_eq!(done, u64::try_from(high - low).expect("low < high"), "one row per never-placed task");
+                Ok(())
+            }
+
             async fn token_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 token: &$crate::NewToken,

@@ -12,6 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::round::{JobUpdate, RoundPlan};
 use crate::shared::impl_store;
 use crate::{Result, RoundWrite};
 
@@ -112,7 +113,7 @@ impl SqliteStore {
     async fn apply_round_impl(&self, round: &RoundWrite) -> Result<()> {
         let started = std::time::Instant::now();
         let mut tx = self.write.begin().await?;
-        Self::place_set_wise(&mut tx, round).await?;
+        Self::write_round(&mut tx, round).await?;
         let written = started.elapsed();
         tx.commit().await?;
         tracing::debug!(
@@ -125,74 +126,23 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The round's placements in one statement, then the shared writes for
-    /// jobs, sites, events and explanations. One statement per placement
-    /// would cost a round trip to SQLite's worker thread each, and a round
-    /// may hold ten thousand placements. Same transitions as
-    /// the lifecycle (pending → placed, a new attempt); the contract
-    /// tests check both backends alike.
-    async fn place_set_wise(
+    /// A round's row changes, set-wise through `json_each`: one statement
+    /// per kind of change and chunk instead of one per task, since each
+    /// statement is a round trip to SQLite's worker thread.
+    async fn write_placements(
         tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-        round: &RoundWrite,
+        plan: &RoundPlan<'_>,
     ) -> Result<()> {
-        if round.placements.is_empty() {
-            return Self::write_whys(tx, &round.whys).await;
-        }
-        // Each placement takes the next `count` pending tasks of its job, in
-        // index order. The pending tasks of the placed jobs are read inside
-        // this (single-writer) transaction, matched to placements here, and
-        // written back by primary key.
-        let mut planned: std::collections::HashMap<(&str, &str), u64> =
-            std::collections::HashMap::new();
-        let mut by_job: std::collections::BTreeMap<&str, Vec<(&str, &str, u64)>> =
-            std::collections::BTreeMap::new();
-        for (job, pool, site, count) in &round.placements {
-            assert!(*count > 0, "a placement places at least one task");
-            *planned.entry((job.as_str(), pool.as_str())).or_insert(0) += count;
-            by_job
-                .entry(job.as_str())
-                .or_default()
-                .push((pool.as_str(), site.as_str(), *count));
-        }
-        let job_ids: Vec<&str> = by_job.keys().copied().collect();
-        let mut pending: Vec<(String, i64)> = Vec::new();
-        for chunk in job_ids.chunks(crate::shared::INSERT_ROWS_MAX) {
-            let sql = format!(
-                "SELECT job, idx FROM tasks WHERE state = 'pending' AND job IN ({}) ORDER BY job, idx",
-                crate::shared::placeholders(chunk.len())
-            );
-            let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
-            for job in chunk {
-                query = query.bind(*job);
-            }
-            pending.extend(query.fetch_all(&mut **tx).await?);
-        }
-        let mut assigned = Vec::with_capacity(pending.len());
-        let mut k = 0;
-        for (job, placements) in &by_job {
-            while k < pending.len() && pending[k].0.as_str() < *job {
-                k += 1;
-            }
-            for (pool, site, count) in placements {
-                for _ in 0..*count {
-                    if k < pending.len() && pending[k].0 == *job {
-                        assigned.push((
-                            (*job, *pool, *site),
-                            serde_json::json!([job, pending[k].1, pool, site]),
-                        ));
-                        k += 1;
-                    }
-                }
-            }
-        }
-        // The pending tasks were read in this transaction and SQLite has one
-        // writer, so every one of them is updated; the count checks it.
-        let mut updated_rows = 0u64;
-        for chunk in assigned.chunks(ASSIGN_ROWS_MAX) {
-            let rows =
-                serde_json::Value::Array(chunk.iter().map(|(_, value)| value.clone()).collect())
-                    .to_string();
-            updated_rows += sqlx::query(
+        let mut updated = 0u64;
+        for chunk in plan.updates.chunks(ASSIGN_ROWS_MAX) {
+            let rows = serde_json::Value::Array(
+                chunk
+                    .iter()
+                    .map(|(job, idx, pool, site)| serde_json::json!([job, idx, pool, site]))
+                    .collect(),
+            )
+            .to_string();
+            updated += sqlx::query(
                 "UPDATE tasks SET state = 'placed', attempt = attempt + 1, pool = p.pool, site = p.site, \
                      exit_code = NULL, reason = NULL, output_tail = NULL \
                  FROM (SELECT json_extract(value, '$[0]') AS job, json_extract(value, '$[1]') AS idx, \
@@ -205,60 +155,126 @@ impl SqliteStore {
             .await?
             .rows_affected();
         }
+        // Read in this transaction, and SQLite has one writer.
         assert_eq!(
-            updated_rows,
-            assigned.len() as u64,
-            "every pending task read in this transaction is placed"
+            updated,
+            plan.updates.len() as u64,
+            "every pending row read is placed"
         );
-        let mut done: std::collections::BTreeMap<(&str, &str, &str), u64> =
-            std::collections::BTreeMap::new();
-        for ((job, pool, site), _) in &assigned {
-            *done.entry((*job, *pool, *site)).or_insert(0) += 1;
-        }
-        let mut jobs: Vec<String> = Vec::new();
-        let mut sites: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-        let mut events: Vec<(&str, String)> = Vec::with_capacity(done.len());
-        for (&(job, pool, site), &count) in &done {
-            // Fewer than planned means tasks were cancelled since the round
-            // read them; never more.
-            assert!(
-                count <= planned.get(&(job, pool)).copied().unwrap_or(0),
-                "a round placed more tasks than planned"
-            );
-            events.push((job, format!("{count} tasks on pool {pool} at site {site}")));
-            if jobs.last().map(String::as_str) != Some(job) {
-                jobs.push(job.to_owned());
+        let mut rows_planned = 0u64;
+        let mut inserted = 0u64;
+        // Chunks of ranges holding about ASSIGN_ROWS_MAX tasks each.
+        let mut start = 0;
+        while start < plan.inserts.len() {
+            let mut end = start;
+            let mut rows = 0u64;
+            while end < plan.inserts.len() && (rows as usize) < ASSIGN_ROWS_MAX {
+                rows += plan.inserts[end].high - plan.inserts[end].low;
+                end += 1;
             }
-            sites.insert(site);
+            rows_planned += rows;
+            let ranges = serde_json::Value::Array(
+                plan.inserts[start..end]
+                    .iter()
+                    .map(|i| serde_json::json!([i.job, i.low, i.high, i.units, i.pool, i.site]))
+                    .collect(),
+            )
+            .to_string();
+            // Sorted by primary key: tasks is a WITHOUT ROWID table, and
+            // appends in key order keep its B-tree pages full.
+            inserted += sqlx::query(
+                "WITH RECURSIVE r(job, idx, high, units, pool, site) AS ( \
+                     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                            json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') \
+                     FROM json_each(?) \
+                     UNION ALL SELECT job, idx + 1, high, units, pool, site FROM r WHERE idx + 1 < high) \
+                 INSERT INTO tasks (job, idx, state, attempt, units, pool, site) \
+                 SELECT job, idx, 'placed', 1, units, pool, site FROM r ORDER BY job, idx",
+            )
+            .bind(ranges)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            start = end;
         }
-        for chunk in events.chunks(crate::shared::INSERT_ROWS_MAX / 5) {
-            let sql = format!(
-                "INSERT INTO events (job, task, at_ms, kind, detail) VALUES {}",
-                crate::shared::values(chunk.len(), 5)
-            );
-            let mut query = sqlx::query(&sql);
-            for (job, detail) in chunk {
-                query = query
-                    .bind(*job)
-                    .bind(None::<i64>)
-                    .bind(round.at_ms)
-                    .bind("placed")
-                    .bind(detail);
-            }
-            query.execute(&mut **tx).await?;
+        assert_eq!(inserted, rows_planned, "one row per never-placed task");
+        for chunk in plan.materialized.chunks(ASSIGN_ROWS_MAX) {
+            let rows = serde_json::Value::Array(
+                chunk
+                    .iter()
+                    .map(|(job, n)| serde_json::json!([job, n]))
+                    .collect(),
+            )
+            .to_string();
+            sqlx::query(
+                "UPDATE jobs SET tasks_materialized = m.n \
+                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS n FROM json_each(?)) AS m \
+                 WHERE jobs.id = m.id",
+            )
+            .bind(rows)
+            .execute(&mut **tx)
+            .await?;
         }
-        for chunk in jobs.chunks(crate::shared::INSERT_ROWS_MAX) {
-            let sql = format!(
-                "UPDATE jobs SET state = 'placed', why = NULL WHERE state = 'pending' AND id IN ({})",
-                crate::shared::placeholders(chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for job in chunk {
-                query = query.bind(job);
-            }
-            query.execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// The rest of a round: its events, one new version of each changed
+    /// job row, and the placed-on sites' versions.
+    async fn write_round_rows(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        events: &[(&str, String)],
+        jobs: &[JobUpdate<'_>],
+        sites: &[&str],
+        at_ms: i64,
+    ) -> Result<()> {
+        for chunk in events.chunks(ASSIGN_ROWS_MAX) {
+            let rows = serde_json::Value::Array(
+                chunk
+                    .iter()
+                    .map(|(job, detail)| serde_json::json!([job, detail]))
+                    .collect(),
+            )
+            .to_string();
+            sqlx::query(
+                "INSERT INTO events (job, task, at_ms, kind, detail) \
+                 SELECT json_extract(value, '$[0]'), NULL, ?, 'placed', json_extract(value, '$[1]') FROM json_each(?)",
+            )
+            .bind(at_ms)
+            .bind(rows)
+            .execute(&mut **tx)
+            .await?;
         }
-        let sites: Vec<&str> = sites.into_iter().collect();
+        for chunk in jobs.chunks(ASSIGN_ROWS_MAX) {
+            let rows = serde_json::Value::Array(
+                chunk
+                    .iter()
+                    .map(|j| {
+                        serde_json::json!([
+                            j.id,
+                            j.materialized,
+                            j.placed,
+                            j.why.is_some(),
+                            j.why.flatten()
+                        ])
+                    })
+                    .collect(),
+            )
+            .to_string();
+            sqlx::query(
+                "UPDATE jobs SET \
+                     tasks_materialized = COALESCE(u.materialized, jobs.tasks_materialized), \
+                     state = CASE WHEN u.placed AND jobs.state = 'pending' THEN 'placed' ELSE jobs.state END, \
+                     why = CASE WHEN u.has_why THEN u.why \
+                                WHEN u.placed AND jobs.state = 'pending' THEN NULL ELSE jobs.why END \
+                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS materialized, \
+                              json_extract(value, '$[2]') AS placed, json_extract(value, '$[3]') AS has_why, \
+                              json_extract(value, '$[4]') AS why FROM json_each(?)) AS u \
+                 WHERE jobs.id = u.id",
+            )
+            .bind(rows)
+            .execute(&mut **tx)
+            .await?;
+        }
         for chunk in sites.chunks(crate::shared::INSERT_ROWS_MAX) {
             let sql = format!(
                 "UPDATE sites SET version = version + 1 WHERE id IN ({})",
@@ -269,32 +285,6 @@ impl SqliteStore {
                 query = query.bind(*site);
             }
             query.execute(&mut **tx).await?;
-        }
-        // Last: a job placed only in part keeps the explanation of the rest.
-        Self::write_whys(tx, &round.whys).await
-    }
-
-    /// The explanations of a round, one statement per chunk.
-    async fn write_whys(
-        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-        whys: &[(String, Option<String>)],
-    ) -> Result<()> {
-        for chunk in whys.chunks(ASSIGN_ROWS_MAX) {
-            let rows = serde_json::Value::Array(
-                chunk
-                    .iter()
-                    .map(|(job, why)| serde_json::json!([job, why]))
-                    .collect(),
-            )
-            .to_string();
-            sqlx::query(
-                "UPDATE jobs SET why = w.why \
-                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS why FROM json_each(?)) AS w \
-                 WHERE jobs.id = w.id",
-            )
-            .bind(rows)
-            .execute(&mut **tx)
-            .await?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ mod harness;
 mod jobs;
 mod leader;
 mod leases;
+mod locks;
 mod principals;
 mod reports;
 mod resources;

@@ -200,3 +200,92 @@ contract!(assignments_for_a_site, |db| {
     assert_eq!(mine, [expect(0, "running")]);
     assert!(store.assignments("site-none").await.is_err());
 });
+
+// Task rows are created when a task is first placed (lazy task rows): a
+// task that went back to pending is placed again before never-placed ones,
+// every reader sees all tasks, and a cancel covers the never-placed ones.
+contract!(never_placed_tasks_are_tasks_like_any_other, |db| {
+    let store = db.store.clone();
+    let w = world(&*store).await;
+    submit(&*store, job("j", &w.tenant, 5, 1, 1)).await;
+    place(&*store, "j", &w.pool, &w.site, 2).await;
+    let waiting = |input: suanwang_store::RoundInput| {
+        input
+            .jobs
+            .iter()
+            .map(|j| (j.id.clone(), j.pending, j.live))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        waiting(store.round_input().await.unwrap()),
+        [("j".to_owned(), 3, 5)]
+    );
+    assert_eq!(
+        task_states(&*store, "j").await,
+        strings(&["placed", "placed", "pending", "pending", "pending"])
+    );
+
+    // Task 0 fails with a retry left: pending again, below the others.
+    let mut failed = status("j", 0, 1, "failed");
+    failed.exit_code = Some(1);
+    let (outcomes, _) = store
+        .report(&w.site, &[failed], &[], T0 + 10)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [suanwang_store::ItemOutcome::Accepted]);
+    assert_eq!(
+        waiting(store.round_input().await.unwrap()),
+        [("j".to_owned(), 4, 5)]
+    );
+    place(&*store, "j", &w.pool, &w.site, 2).await;
+    let tasks = store.tasks("j").await.unwrap();
+    let summary: Vec<(u64, &str, u32)> = tasks
+        .iter()
+        .map(|t| (t.index, t.state.as_str(), t.attempt))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (0, "placed", 2),
+            (1, "placed", 1),
+            (2, "placed", 1),
+            (3, "pending", 0),
+            (4, "pending", 0)
+        ]
+    );
+    let (_, assigned) = store.assignments(&w.site).await.unwrap();
+    let assigned: Vec<(u64, u32)> = assigned.iter().map(|a| (a.task, a.attempt)).collect();
+    assert_eq!(assigned, [(0, 2), (1, 1), (2, 1)]);
+    let j = store.job("j").await.unwrap().unwrap();
+    assert_eq!(
+        j.counts,
+        [("pending".to_owned(), 2), ("placed".to_owned(), 3)]
+    );
+
+    // A report about a task that was never placed is not current.
+    let (outcomes, _) = store
+        .report(&w.site, &[status("j", 4, 1, "running")], &[], T0 + 20)
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcomes[0],
+        suanwang_store::ItemOutcome::Rejected(_)
+    ));
+
+    // Cancel: every task, placed or never placed, is cancelled.
+    store
+        .cancel("j", None, &audit(&w.tenant, "job.cancel", "j"))
+        .await
+        .unwrap();
+    assert_eq!(task_states(&*store, "j").await, strings(&["cancelled"; 5]));
+    let j = store.job("j").await.unwrap().unwrap();
+    assert_eq!(
+        (j.state.as_str(), j.counts.clone()),
+        ("cancelled", vec![("cancelled".to_owned(), 5)])
+    );
+    assert!(waiting(store.round_input().await.unwrap()).is_empty());
+    // A round planned before the cancel places nothing.
+    place(&*store, "j", &w.pool, &w.site, 2).await;
+    assert_eq!(task_states(&*store, "j").await, strings(&["cancelled"; 5]));
+    assert!(store.assignments(&w.site).await.unwrap().1.is_empty());
+});

@@ -1,0 +1,317 @@
+//! How a round's placements become row changes: pure, shared by both
+//! backends, tested on its own.
+//!
+//! A job's task rows exist only for `idx < tasks_materialized` (lazy task
+//! rows, see ARCHITECTURE.md); every higher index is pending and was never
+//! placed. A placement of `count` tasks takes the job's lowest pending
+//! tasks: first the pending rows (tasks that went back to pending: retried,
+//! lost), then never-placed indexes from `tasks_materialized` up. The first
+//! become row updates, the second one row insert per task, written as index
+//! ranges so a 100,000-task round is a handful of statements.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A placed job as the round's write finds it, under its lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct JobNow {
+    pub tasks: u64,
+    pub materialized: u64,
+    pub units: u64,
+    pub cancel_requested: bool,
+}
+
+/// Never-placed tasks `low..high` of `job`, created as placed on `pool`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Insert<'a> {
+    pub job: &'a str,
+    pub low: u64,
+    pub high: u64,
+    pub units: u64,
+    pub pool: &'a str,
+    pub site: &'a str,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct RoundPlan<'a> {
+    /// Pending task rows to place: (job, idx, pool, site).
+    pub updates: Vec<(&'a str, u64, &'a str, &'a str)>,
+    /// Sorted by (job, low); ranges never overlap.
+    pub inserts: Vec<Insert<'a>>,
+    /// (job, tasks_materialized after the round), for jobs that grew rows.
+    pub materialized: Vec<(&'a str, u64)>,
+    /// Tasks placed per (job, pool, site): the round's events.
+    pub placed: BTreeMap<(&'a str, &'a str, &'a str), u64>,
+    /// Jobs with at least one task placed, sorted.
+    pub jobs: Vec<&'a str>,
+    /// Sites given at least one task, sorted: their assignments changed.
+    pub sites: BTreeSet<&'a str>,
+}
+
+/// One `jobs` row change of a round: at most one per job, so each row gets
+/// one new version however many things the round changes on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct JobUpdate<'a> {
+    pub id: &'a str,
+    /// The new `tasks_materialized`, when the round created rows.
+    pub materialized: Option<u64>,
+    /// Tasks were placed: a pending job becomes placed (and loses its
+    /// explanation unless `why` gives a new one).
+    pub placed: bool,
+    /// `Some(why)`: set the explanation (`None` clears it).
+    pub why: Option<Option<&'a str>>,
+}
+
+impl<'a> RoundPlan<'a> {
+    pub fn placed_total(&self) -> u64 {
+        self.placed.values().sum()
+    }
+
+    /// The round's `jobs` row changes, sorted by id: placements, rows
+    /// created, and the explanations (`whys`; the last one for a job wins).
+    pub fn job_updates(&self, whys: &'a [(String, Option<String>)]) -> Vec<JobUpdate<'a>> {
+        let mut updates: BTreeMap<&'a str, JobUpdate<'a>> = BTreeMap::new();
+        let entry = |updates: &mut BTreeMap<&'a str, JobUpdate<'a>>, id: &'a str| {
+            updates.entry(id).or_insert(JobUpdate {
+                id,
+                materialized: None,
+                placed: false,
+                why: None,
+            });
+        };
+        for &job in &self.jobs {
+            entry(&mut updates, job);
+            updates.get_mut(job).expect("inserted").placed = true;
+        }
+        for &(job, n) in &self.materialized {
+            entry(&mut updates, job);
+            updates.get_mut(job).expect("inserted").materialized = Some(n);
+        }
+        for (job, why) in whys {
+            entry(&mut updates, job);
+            updates.get_mut(job.as_str()).expect("inserted").why = Some(why.as_deref());
+        }
+        updates.into_values().collect()
+    }
+}
+
+/// Plans the row changes of `placements` (job, pool, site, count) given the
+/// placed jobs as they are now and their pending task rows (sorted indexes).
+///
+/// A job that was cancelled or removed since the round read it gets nothing;
+/// a job with fewer pending tasks than planned (cancelled meanwhile) gets
+/// what it has. Never more than planned.
+pub(crate) fn plan<'a>(
+    placements: &'a [(String, String, String, u64)],
+    jobs: &BTreeMap<String, JobNow>,
+    pending_rows: &BTreeMap<String, Vec<u64>>,
+) -> RoundPlan<'a> {
+    let mut by_job: BTreeMap<&'a str, Vec<(&'a str, &'a str, u64)>> = BTreeMap::new();
+    for (job, pool, site, count) in placements {
+        assert!(*count > 0, "a placement places at least one task");
+        by_job
+            .entry(job.as_str())
+            .or_default()
+            .push((pool.as_str(), site.as_str(), *count));
+    }
+    let mut plan = RoundPlan::default();
+    let no_rows = Vec::new();
+    for (job, wanted) in by_job {
+        let Some(now) = jobs.get(job) else { continue };
+        if now.cancel_requested {
+            continue;
+        }
+        assert!(
+            now.materialized <= now.tasks,
+            "job {job}: rows beyond its tasks"
+        );
+        let rows = pending_rows.get(job).unwrap_or(&no_rows);
+        let mut rows = rows.iter().copied();
+        let mut next_new = now.materialized;
+        for (pool, site, count) in wanted {
+            let mut placed = 0;
+            while placed < count {
+                let Some(idx) = rows.next() else { break };
+                assert!(
+                    idx < now.materialized,
+                    "job {job}: pending row {idx} not materialized"
+                );
+                plan.updates.push((job, idx, pool, site));
+                placed += 1;
+            }
+            let new = (count - placed).min(now.tasks - next_new);
+            if new > 0 {
+                plan.inserts.push(Insert {
+                    job,
+                    low: next_new,
+                    high: next_new + new,
+                    units: now.units,
+                    pool,
+                    site,
+                });
+                next_new += new;
+                placed += new;
+            }
+            if placed > 0 {
+                *plan.placed.entry((job, pool, site)).or_insert(0) += placed;
+                plan.sites.insert(site);
+                if plan.jobs.last() != Some(&job) {
+                    plan.jobs.push(job);
+                }
+            }
+        }
+        if next_new > now.materialized {
+            plan.materialized.push((job, next_new));
+        }
+    }
+    // Postconditions: no task twice, never more than planned.
+    let planned: u64 = placements.iter().map(|p| p.3).sum();
+    let inserted: u64 = plan.inserts.iter().map(|i| i.high - i.low).sum();
+    assert_eq!(plan.placed_total(), plan.updates.len() as u64 + inserted);
+    assert!(
+        plan.placed_total() <= planned,
+        "a round placed more tasks than planned"
+    );
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(tasks: u64, materialized: u64) -> JobNow {
+        JobNow {
+            tasks,
+            materialized,
+            units: 2,
+            cancel_requested: false,
+        }
+    }
+
+    /// Runs `plan` and renders it as one line per row change.
+    fn check(
+        placements: &[(&str, &str, u64)],
+        jobs: &[(&str, JobNow)],
+        pending: &[(&str, &[u64])],
+        expect: &str,
+    ) {
+        let placements: Vec<(String, String, String, u64)> = placements
+            .iter()
+            .map(|(job, pool, count)| {
+                (
+                    job.to_string(),
+                    pool.to_string(),
+                    format!("s{pool}"),
+                    *count,
+                )
+            })
+            .collect();
+        let jobs = jobs
+            .iter()
+            .map(|(id, now)| (id.to_string(), *now))
+            .collect();
+        let pending = pending
+            .iter()
+            .map(|(id, rows)| (id.to_string(), rows.to_vec()))
+            .collect();
+        let plan = plan(&placements, &jobs, &pending);
+        let mut out = String::new();
+        for (job, idx, pool, _) in &plan.updates {
+            out.push_str(&format!("update {job}[{idx}] -> {pool}\n"));
+        }
+        for i in &plan.inserts {
+            out.push_str(&format!(
+                "insert {}[{}..{}] -> {}\n",
+                i.job, i.low, i.high, i.pool
+            ));
+        }
+        for (job, n) in &plan.materialized {
+            out.push_str(&format!("materialized {job} = {n}\n"));
+        }
+        assert_eq!(out.trim_end(), expect.trim(), "plan: {plan:?}");
+    }
+
+    #[test]
+    fn never_placed_tasks_become_inserts_in_index_order() {
+        check(
+            &[("a", "p1", 3), ("a", "p2", 2), ("b", "p1", 1)],
+            &[("a", job(10, 0)), ("b", job(1, 0))],
+            &[],
+            "insert a[0..3] -> p1\ninsert a[3..5] -> p2\ninsert b[0..1] -> p1\n\
+             materialized a = 5\nmaterialized b = 1",
+        );
+    }
+
+    #[test]
+    fn pending_rows_go_before_the_never_placed_tail() {
+        check(
+            &[("a", "p1", 3)],
+            &[("a", job(6, 4))],
+            &[("a", &[1, 3])],
+            "update a[1] -> p1\nupdate a[3] -> p1\ninsert a[4..5] -> p1\nmaterialized a = 5",
+        );
+    }
+
+    #[test]
+    fn a_job_with_fewer_tasks_than_planned_gets_what_it_has() {
+        check(
+            &[("a", "p1", 5)],
+            &[("a", job(6, 4))],
+            &[],
+            "insert a[4..6] -> p1\nmaterialized a = 6",
+        );
+    }
+
+    #[test]
+    fn cancelled_and_vanished_jobs_get_nothing() {
+        let cancelled = JobNow {
+            cancel_requested: true,
+            ..job(4, 0)
+        };
+        check(
+            &[("a", "p1", 2), ("gone", "p1", 1)],
+            &[("a", cancelled)],
+            &[],
+            "",
+        );
+    }
+
+    #[test]
+    fn one_job_update_per_job() {
+        let placements = vec![("a".to_string(), "p".to_string(), "s".to_string(), 2)];
+        let jobs = [("a".to_string(), job(2, 0))].into_iter().collect();
+        let plan = plan(&placements, &jobs, &BTreeMap::new());
+        let whys = vec![
+            ("b".to_string(), Some("no capacity".to_string())),
+            ("a".to_string(), None),
+            ("b".to_string(), Some("bid too low".to_string())),
+        ];
+        let updates = plan.job_updates(&whys);
+        assert_eq!(
+            updates,
+            [
+                JobUpdate {
+                    id: "a",
+                    materialized: Some(2),
+                    placed: true,
+                    why: Some(None)
+                },
+                JobUpdate {
+                    id: "b",
+                    materialized: None,
+                    placed: false,
+                    why: Some(Some("bid too low"))
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn retries_only() {
+        check(
+            &[("a", "p1", 1), ("a", "p2", 1)],
+            &[("a", job(3, 3))],
+            &[("a", &[0, 2])],
+            "update a[0] -> p1\nupdate a[2] -> p2",
+        );
+    }
+}
