@@ -18,7 +18,7 @@ use suanwang_api::{
 use tokio::sync::watch;
 
 use crate::config::SiteConfig;
-use crate::executor::{Executor, ExecutorError, TaskSpec, TaskStatus};
+use crate::executor::{memory_bytes_max, Executor, ExecutorError, TaskSpec, TaskStatus};
 use crate::state::{Attempt, AttemptKey, State, StateFile};
 
 /// Reports per request to the server.
@@ -556,6 +556,7 @@ impl Reconciler {
             output_dir,
             env,
             wall_time_max,
+            memory_bytes_max: memory_bytes_max(assignment.memory_gib),
         }
     }
 

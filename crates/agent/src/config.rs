@@ -20,10 +20,46 @@ pub struct SiteConfig {
     /// syntax); all when absent.
     #[serde(default)]
     pub cpus: Option<String>,
+    /// cgroup v2 for the process executor: `auto` (default: below the
+    /// agent's own cgroup when the hierarchy is there and writable, else
+    /// CPU affinity only), `off`, or the absolute path of a delegated cgroup
+    /// to put the attempts below (then required). See `cgroup.rs`.
+    #[serde(default)]
+    pub cgroup: CgroupSetting,
     /// Seconds a stopped task gets between SIGTERM and SIGKILL.
     #[serde(default = "grace_default")]
     pub stop_grace_s: u64,
     pub pools: Vec<PoolSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(try_from = "String")]
+pub enum CgroupSetting {
+    #[default]
+    Auto,
+    Off,
+    Path(PathBuf),
+}
+
+impl TryFrom<String> for CgroupSetting {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "auto" => Ok(CgroupSetting::Auto),
+            "off" => Ok(CgroupSetting::Off),
+            path if Path::new(path).is_absolute()
+                && Path::new(path)
+                    .components()
+                    .all(|c| !matches!(c, std::path::Component::ParentDir)) =>
+            {
+                Ok(CgroupSetting::Path(PathBuf::from(path)))
+            }
+            other => Err(format!(
+                "cgroup: auto, off or the absolute path of a cgroup, not {other:?}"
+            )),
+        }
+    }
 }
 
 fn process() -> String {
@@ -64,5 +100,42 @@ impl SiteConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(line: &str, expect: Result<CgroupSetting, &str>) {
+        let text = format!(
+            "{line}\n[[pools]]\nname = \"cpu\"\nkind = \"cpu\"\nfamily = \"x86\"\n\
+             capacity = 1\nprice_yuan_per_unit_hour = 0.1\n"
+        );
+        match (toml::from_str::<SiteConfig>(&text), expect) {
+            (Ok(config), Ok(setting)) => assert_eq!(config.cgroup, setting, "{line}"),
+            (Err(error), Err(message)) => {
+                assert!(error.to_string().contains(message), "{line}: {error}");
+            }
+            (got, expect) => panic!("{line}: {got:?}, expected {expect:?}"),
+        }
+    }
+
+    #[test]
+    fn cgroup_setting() {
+        check("", Ok(CgroupSetting::Auto));
+        check("cgroup = \"auto\"", Ok(CgroupSetting::Auto));
+        check("cgroup = \"off\"", Ok(CgroupSetting::Off));
+        check(
+            "cgroup = \"/sys/fs/cgroup/agent.service\"",
+            Ok(CgroupSetting::Path("/sys/fs/cgroup/agent.service".into())),
+        );
+        check("cgroup = \"on\"", Err("cgroup: auto, off or"));
+        check("cgroup = \"sys/fs/cgroup\"", Err("cgroup: auto, off or"));
+        check(
+            "cgroup = \"/sys/fs/cgroup/../x\"",
+            Err("cgroup: auto, off or"),
+        );
+        check("cgroup = 1", Err("cgroup"));
     }
 }

@@ -38,6 +38,30 @@ pub struct TaskSpec {
     pub env: BTreeMap<String, String>,
     /// Longest the attempt may run before it is stopped.
     pub wall_time_max: Duration,
+    /// Most memory the attempt may use, in bytes, a whole number of MiB
+    /// ([`memory_bytes_max`]); `None`: the job asked for no limit. The
+    /// `process` executor writes it to the attempt's `memory.max`, the
+    /// `slurm` executor passes it as `--mem`.
+    pub memory_bytes_max: Option<u64>,
+}
+
+const MIB: u64 = 1 << 20;
+/// The largest memory limit passed on, 16 TiB in MiB: more than any node
+/// has, far from overflow in bytes.
+const MEMORY_MIB_MAX: u64 = 16 << 20;
+
+/// A task's memory limit in bytes from the job's `resources.memory_gib`:
+/// rounded up to a whole MiB (Slurm's unit, and page-aligned for
+/// `memory.max`), at most 16 TiB; `None` for 0 (no limit asked) or a value
+/// that is not a positive number.
+pub fn memory_bytes_max(memory_gib: f64) -> Option<u64> {
+    if memory_gib.is_nan() || memory_gib <= 0.0 {
+        return None;
+    }
+    // The product by a power of two is exact, so whole MiB stay whole;
+    // `as` saturates, and so large a limit is clamped anyway.
+    let mib = (memory_gib * 1024.0).ceil() as u64;
+    Some(mib.clamp(1, MEMORY_MIB_MAX) * MIB)
 }
 
 /// What an executor returns from `start` and the agent persists.
@@ -93,4 +117,28 @@ pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
     /// Stops the attempt: a polite signal, then a forced stop after `grace`.
     /// Stopping a finished or unknown attempt is not an error.
     async fn stop(&self, handle: &Handle, grace: Duration) -> Result<(), ExecutorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_in_whole_mib() {
+        let check = |gib: f64, expect: Option<u64>| {
+            assert_eq!(memory_bytes_max(gib), expect, "{gib}");
+        };
+        check(0.0, None);
+        check(-1.0, None);
+        check(f64::NAN, None);
+        check(1.0, Some(1 << 30));
+        check(0.5, Some(512 << 20));
+        check(64.0, Some(64 << 30));
+        // Up to the next MiB: never below what was asked.
+        check(1.0 / 1024.0, Some(1 << 20));
+        check(0.1, Some(103 << 20));
+        check(1e-12, Some(1 << 20));
+        check(1e6, Some(16 << 40));
+        check(f64::INFINITY, Some(16 << 40));
+    }
 }

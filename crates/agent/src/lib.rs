@@ -2,6 +2,7 @@
 //! plane says a site should run and what its executor runs.
 
 pub mod agent;
+pub mod cgroup;
 pub mod config;
 pub mod executor;
 pub mod process;
@@ -9,4 +10,4 @@ pub mod slurm;
 pub mod state;
 
 pub use agent::{run, AgentOptions};
-pub use config::SiteConfig;
+pub use config::{CgroupSetting, SiteConfig};

@@ -7,12 +7,22 @@
 //! handle records the pid and its kernel start time, so a reused pid is not
 //! mistaken for the task.
 //!
-//! Limits: CPU affinity with `taskset` when the site config names `cpus`
-//! (cgroup v2 needs a delegated hierarchy, which an unprivileged agent
-//! rarely has; not used yet). Stop: SIGTERM to the group, SIGKILL after the
-//! grace period.
+//! Limits: where cgroup v2 is usable (site config `cgroup`, see
+//! `cgroup.rs`), each attempt runs in a cgroup of its own that the wrapper
+//! shell enters before it runs the command; CPU pools get `cpu.max` of
+//! their units, every attempt `pids.max`, and an attempt whose job asked for
+//! memory `memory.max` (no swap), where those controllers reach us.
+//! The attempt ends when the wrapper shell does: what it left running in
+//! its cgroup is killed then and the cgroup removed, so no process of an
+//! ended attempt holds the site's units. Without cgroup v2, stray
+//! processes can outlive their attempt. Independently, `cpus` in the site
+//! config pins every attempt to those CPUs with `taskset` (a set of CPUs;
+//! `cpu.max` is a share, not a place).
+//!
+//! Stop: SIGTERM to the group, SIGKILL after the grace period, then
+//! `cgroup.kill` for what left the group (setsid, daemons).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
@@ -22,6 +32,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::{self, Cgroups};
+use crate::config::{CgroupSetting, SiteConfig};
 use crate::executor::{Executor, ExecutorError, Handle, TaskSpec, TaskStatus};
 
 /// Bytes of output kept for the status report.
@@ -38,6 +50,10 @@ pub struct ProcessExecutor {
     /// Put first on the tasks' PATH (the agent's own directory, so a job may
     /// run `suanwang work render`).
     path_prefix: Option<PathBuf>,
+    /// Where attempts get their cgroups; `None`: no cgroup v2.
+    cgroups: Option<Cgroups>,
+    /// The pools whose units are cores: their attempts get `cpu.max`.
+    cpu_pools: BTreeSet<String>,
     children: Mutex<HashMap<u32, tokio::process::Child>>,
 }
 
@@ -48,6 +64,10 @@ struct ProcessHandle {
     start: u64,
     dir: PathBuf,
     started_at_ms: i64,
+    /// The attempt's cgroup; absent without cgroup v2 (and in handles
+    /// written before it was used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cgroup: Option<PathBuf>,
 }
 
 fn now_ms() -> i64 {
@@ -64,6 +84,11 @@ fn start_time(pid: u32) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 2..];
     // Field 22 overall is the 20th after the name.
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The attempt's shell runs: its pid is alive and is still the same process.
+fn running(handle: &ProcessHandle) -> bool {
+    start_time(handle.pid) == Some(handle.start) && !is_zombie(handle.pid)
 }
 
 /// A zombie still has /proc/PID until it is reaped; it is not running.
@@ -101,12 +126,71 @@ fn check_command(command: &str) -> Result<(), ExecutorError> {
 }
 
 impl ProcessExecutor {
+    /// Without cgroups: `cpus` (taskset syntax) is the only limit.
     pub fn new(cpus: Option<String>, path_prefix: Option<PathBuf>) -> ProcessExecutor {
         ProcessExecutor {
             cpus,
             path_prefix,
+            cgroups: None,
+            cpu_pools: BTreeSet::new(),
             children: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn with_cgroups(self, cgroups: Cgroups, cpu_pools: BTreeSet<String>) -> ProcessExecutor {
+        ProcessExecutor {
+            cgroups: Some(cgroups),
+            cpu_pools,
+            ..self
+        }
+    }
+
+    /// The executor a site file describes, for the agent whose state is in
+    /// `state_dir`; says once which limits apply. `auto` falls back to
+    /// affinity only; a cgroup the file names must work.
+    pub fn for_site(
+        config: &SiteConfig,
+        state_dir: &Path,
+        path_prefix: Option<PathBuf>,
+    ) -> anyhow::Result<ProcessExecutor> {
+        let executor = ProcessExecutor::new(config.cpus.clone(), path_prefix);
+        let parent = match &config.cgroup {
+            CgroupSetting::Off => {
+                tracing::info!(cpus = ?config.cpus, "process executor: cgroup = off; limits by CPU affinity only");
+                return Ok(executor);
+            }
+            CgroupSetting::Auto => None,
+            CgroupSetting::Path(path) => Some(path.as_path()),
+        };
+        match Cgroups::detect(parent, &cgroup::base_name(state_dir)) {
+            Ok(cgroups) => {
+                let controllers = cgroups.controllers();
+                tracing::info!(
+                    base = %cgroups.base().display(),
+                    cpu_max = controllers.cpu,
+                    pids_max = controllers.pids,
+                    memory_max = controllers.memory,
+                    cpus = ?config.cpus,
+                    "process executor: each attempt in its own cgroup v2",
+                );
+                let cpu_pools = config
+                    .pools
+                    .iter()
+                    .filter(|pool| pool.kind == "cpu")
+                    .map(|pool| pool.name.clone())
+                    .collect();
+                Ok(executor.with_cgroups(cgroups, cpu_pools))
+            }
+            Err(reason) if parent.is_none() => {
+                tracing::info!(%reason, cpus = ?config.cpus, "process executor: no cgroup v2; limits by CPU affinity only");
+                Ok(executor)
+            }
+            Err(reason) => anyhow::bail!("cgroup: {reason}"),
+        }
+    }
+
+    pub fn cgroups(&self) -> Option<&Cgroups> {
+        self.cgroups.as_ref()
     }
 
     fn exit_code(dir: &Path) -> Option<(i32, std::time::SystemTime)> {
@@ -188,6 +272,14 @@ impl Executor for ProcessExecutor {
         std::fs::create_dir_all(&task.output_dir)?;
         let log = std::fs::File::create(task.work_dir.join(OUTPUT_FILE))?;
         let _ = std::fs::remove_file(task.work_dir.join(EXIT_FILE));
+        let cgroup = match &self.cgroups {
+            Some(cgroups) => {
+                let name = cgroup::attempt_name(&task.job, task.task, task.attempt);
+                let cores = self.cpu_pools.contains(&task.pool).then_some(task.units);
+                Some(cgroups.create(&name, cores, task.memory_bytes_max).await?)
+            }
+            None => None,
+        };
         let mut command = match &self.cpus {
             Some(cpus) => {
                 let mut command = tokio::process::Command::new("taskset");
@@ -196,14 +288,20 @@ impl Executor for ProcessExecutor {
             }
             None => tokio::process::Command::new("sh"),
         };
+        // $1: the cgroup to enter first, or empty. A shell that cannot
+        // enter it runs nothing and ends with 125, the reason in the output.
+        let script = format!(
+            "if [ -n \"$1\" ] && ! {{ {enter}; }}; then \
+             echo \"suanwang: cannot enter the cgroup $1\" >&2; code=125; \
+             else shift; \"$@\"; code=$?; fi; \
+             printf '%s' \"$code\" > .exit.tmp && mv .exit.tmp .exit; exit $code",
+            enter = cgroup::ENTER
+        );
         command
             .arg("-c")
-            .arg(concat!(
-                "\"$@\"; code=$?; ",
-                "printf '%s' \"$code\" > .exit.tmp && mv .exit.tmp .exit; ",
-                "exit $code"
-            ))
+            .arg(script)
             .arg("sh")
+            .arg(cgroup.as_deref().unwrap_or(Path::new("")))
             .arg(&task.run.command)
             .args(&task.run.args)
             .current_dir(&task.work_dir)
@@ -223,7 +321,15 @@ impl Executor for ProcessExecutor {
             }
         }
         let started_at_ms = now_ms();
-        let child = command.spawn()?;
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                if let Some(path) = &cgroup {
+                    cgroup::remove(path).await;
+                }
+                return Err(error.into());
+            }
+        };
         let pid = child.id().ok_or_else(|| {
             ExecutorError::Unavailable("the child exited before it had a pid".into())
         })?;
@@ -237,6 +343,7 @@ impl Executor for ProcessExecutor {
             start,
             dir: task.work_dir.clone(),
             started_at_ms,
+            cgroup,
         };
         let text =
             serde_json::to_string(&handle).map_err(|e| ExecutorError::Invalid(e.to_string()))?;
@@ -261,47 +368,59 @@ impl Executor for ProcessExecutor {
                 None => None,
             }
         };
-        match owned {
-            Some(None) => Ok(TaskStatus::Running),
-            Some(Some(signal)) => Ok(Self::finished(&handle, signal)),
+        let status = match owned {
+            Some(None) => return Ok(TaskStatus::Running),
+            Some(Some(signal)) => Self::finished(&handle, signal),
             // Not our child (the agent restarted): look at /proc and .exit.
             None => {
-                let alive = start_time(handle.pid) == Some(handle.start) && !is_zombie(handle.pid);
-                if alive {
-                    Ok(TaskStatus::Running)
+                if running(&handle) {
+                    return Ok(TaskStatus::Running);
                 } else if handle.dir.exists() {
-                    Ok(Self::finished(&handle, None))
+                    Self::finished(&handle, None)
                 } else {
-                    Ok(TaskStatus::Unknown)
+                    TaskStatus::Unknown
                 }
             }
+        };
+        // The attempt ended with its shell: what it left behind dies now.
+        if let Some(path) = &handle.cgroup {
+            let cpu_us = cgroup::remove(path).await;
+            tracing::info!(cgroup = %path.display(), cpu_ms = cpu_us.map(|us| us / 1_000), "attempt ended");
         }
+        Ok(status)
     }
 
     async fn stop(&self, handle: &Handle, grace: Duration) -> Result<(), ExecutorError> {
         let handle = parse(handle)?;
-        let running = |h: &ProcessHandle| start_time(h.pid) == Some(h.start) && !is_zombie(h.pid);
-        if !running(&handle) {
-            return Ok(());
-        }
-        signal_group(handle.pid, "TERM").await;
-        let deadline = tokio::time::Instant::now() + grace;
-        while tokio::time::Instant::now() < deadline {
-            {
-                let mut children = self.children.lock().expect("children lock");
-                if let Some(child) = children.get_mut(&handle.pid) {
-                    if child.try_wait()?.is_some() {
-                        children.remove(&handle.pid);
-                        return Ok(());
+        if running(&handle) {
+            signal_group(handle.pid, "TERM").await;
+            let deadline = tokio::time::Instant::now() + grace;
+            let ended = loop {
+                {
+                    let mut children = self.children.lock().expect("children lock");
+                    if let Some(child) = children.get_mut(&handle.pid) {
+                        if child.try_wait()?.is_some() {
+                            children.remove(&handle.pid);
+                            break true;
+                        }
                     }
                 }
+                if !running(&handle) {
+                    break true;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            if !ended {
+                signal_group(handle.pid, "KILL").await;
             }
-            if !running(&handle) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        signal_group(handle.pid, "KILL").await;
+        // What left the process group (setsid, a daemon) had no signal.
+        if let Some(path) = &handle.cgroup {
+            cgroup::kill(path);
+        }
         Ok(())
     }
 }
@@ -348,6 +467,7 @@ mod tests {
             output_dir: dir.join("out"),
             env: Default::default(),
             wall_time_max: Duration::from_secs(60),
+            memory_bytes_max: None,
         };
         let first = ProcessExecutor::new(None, None).start(&spec).await.unwrap();
         // A new executor: the agent restarted.

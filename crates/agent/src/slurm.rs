@@ -7,7 +7,14 @@
 //!   work directory, `--output` `slurm-output.txt` in it (stdout and stderr),
 //!   `--time` from `wall_time_max`, `--no-requeue` (the control plane owns
 //!   retries and fences attempts; a Slurm requeue would run the same attempt
-//!   twice), and resources by the pool's kind ([`PoolKind`]). The environment
+//!   twice), resources by the pool's kind ([`PoolKind`]), and, when the job
+//!   asked for memory, `--mem` of it in MiB. `--mem` is per node: a task of
+//!   an `hpc` pool, `units` nodes, asks each node for the task's memory. As
+//!   an option it beats a `#SBATCH --mem` in the job's own script. Whether
+//!   Slurm enforces it is the cluster's choice (`TaskPlugin=task/cgroup`
+//!   with `ConstrainRAMSpace=yes`; `SelectTypeParameters=CR_*_Memory` to
+//!   schedule by it); more than every node's `RealMemory` makes sbatch
+//!   refuse the job, which fails the attempt. The environment
 //!   (`TaskSpec::env` plus `run.env`, plus the agent's `PATH`, `HOME` and
 //!   `LANG`) is passed with `--export=ALL` from an otherwise cleared sbatch
 //!   environment, so values may hold commas, quotes or newlines, and nothing
@@ -233,6 +240,12 @@ impl SlurmExecutor {
                 args.push(format!("--nodes={}", task.units));
                 args.push("--exclusive".into());
             }
+        }
+        // Never `--mem=0`, which asks for all of a node's memory.
+        if let Some(bytes) = task.memory_bytes_max.filter(|&bytes| bytes > 0) {
+            // A whole number of MiB (`executor::memory_bytes_max`); round up
+            // for any other caller.
+            args.push(format!("--mem={}M", bytes.div_ceil(1 << 20)));
         }
         if let Some(partition) = &self.config.partition {
             args.push(format!("--partition={partition}"));
@@ -963,6 +976,43 @@ async fn read_tail(path: &Path, max: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_becomes_mem() {
+        let slurm = SlurmExecutor::new(SlurmConfig::default());
+        let mut task = TaskSpec {
+            job: "j".into(),
+            task: 0,
+            attempt: 1,
+            pool: "cpu".into(),
+            units: 2,
+            hours: 0.01,
+            run: suanwang_api::RunSpec {
+                command: "true".into(),
+                args: Vec::new(),
+                env: BTreeMap::new(),
+                slurm_script: None,
+            },
+            work_dir: "/w".into(),
+            output_dir: "/o".into(),
+            env: BTreeMap::new(),
+            wall_time_max: Duration::from_secs(600),
+            memory_bytes_max: None,
+        };
+        let mem = |task: &TaskSpec| -> Vec<String> {
+            let args = slurm.sbatch_args(task, Path::new("/w")).unwrap();
+            args.into_iter()
+                .filter(|arg| arg.starts_with("--mem"))
+                .collect()
+        };
+        assert!(mem(&task).is_empty(), "no memory asked, no --mem");
+        task.memory_bytes_max = crate::executor::memory_bytes_max(1.5);
+        assert_eq!(mem(&task), ["--mem=1536M"]);
+        task.memory_bytes_max = Some(1);
+        assert_eq!(mem(&task), ["--mem=1M"], "never rounded down to 0 (all)");
+        task.memory_bytes_max = Some(0);
+        assert!(mem(&task).is_empty(), "not --mem=0 (all)");
+    }
 
     #[test]
     fn quotes_words_for_sh() {

@@ -4,7 +4,9 @@
 //! serialisable twins, converted at the edge (see ARCHITECTURE.md).
 //!
 //! Every request body rejects unknown fields, so a typo is an error that
-//! names the field, not a silently ignored setting.
+//! names the field, not a silently ignored setting. Response bodies accept
+//! them: a server may add a field (as `AssignmentView::memory_gib` was
+//! added) without breaking the CLIs and agents already deployed.
 
 use std::collections::BTreeMap;
 
@@ -16,13 +18,11 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// The error body of every non-2xx answer.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid`, `unauthorized`, `not-found`,
     /// `conflict`, `idempotency-mismatch`, `rate-limited`, `too-large`, `internal`, ...
@@ -44,7 +44,6 @@ pub struct CreatePrincipal {
 
 /// A new principal with its first token, shown once.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PrincipalCreated {
     pub id: String,
     pub name: String,
@@ -54,7 +53,6 @@ pub struct PrincipalCreated {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PrincipalView {
     pub id: String,
     pub name: String,
@@ -63,7 +61,6 @@ pub struct PrincipalView {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct WhoAmI {
     pub principal: PrincipalView,
     pub token_id: String,
@@ -77,14 +74,12 @@ pub struct CreateToken {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct TokenCreated {
     pub id: String,
     pub token: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
@@ -125,7 +120,6 @@ pub struct CreateSite {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SiteCreated {
     pub id: String,
     pub name: String,
@@ -168,7 +162,6 @@ pub struct PutPools {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PoolView {
     pub id: String,
     #[serde(flatten)]
@@ -178,7 +171,6 @@ pub struct PoolView {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SiteView {
     pub id: String,
     pub name: String,
@@ -191,7 +183,6 @@ pub struct SiteView {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Lease {
     pub site: String,
     pub expires_at_ms: i64,
@@ -276,7 +267,6 @@ pub struct RunSpec {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct JobView {
     pub id: String,
     pub tenant: String,
@@ -292,7 +282,6 @@ pub struct JobView {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct JobList {
     pub jobs: Vec<JobView>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -300,7 +289,6 @@ pub struct JobList {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct TaskView {
     pub index: u64,
     pub state: String,
@@ -312,7 +300,6 @@ pub struct TaskView {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EventView {
     pub seq: i64,
     pub at_ms: i64,
@@ -322,7 +309,6 @@ pub struct EventView {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Why {
     pub job: String,
     pub state: String,
@@ -336,7 +322,6 @@ pub struct Why {
 /// this list, and stops whatever it runs that is not on it (a cancelled job,
 /// a task placed again elsewhere).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct AssignmentView {
     pub job: String,
     pub task: u64,
@@ -346,10 +331,14 @@ pub struct AssignmentView {
     pub units: u64,
     pub hours: f64,
     pub run: RunSpec,
+    /// Memory of one task in GiB, the job's `resources.memory_gib`; the
+    /// agent limits the task to it where it can. 0: no limit asked (and
+    /// what a server that predates the field means by omitting it).
+    #[serde(default)]
+    pub memory_gib: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Assignments {
     /// Changes whenever the list may have changed; pass it back as
     /// `version` to wait for the next change.
@@ -400,7 +389,6 @@ pub struct Reports {
 /// Per item of a report: `accepted`, `duplicate` (already recorded, fine) or
 /// `rejected` with a reason (e.g. a stale attempt).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct ReportOutcome {
     pub outcome: String,
     #[serde(default)]
@@ -408,14 +396,12 @@ pub struct ReportOutcome {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ReportsAnswer {
     pub statuses: Vec<ReportOutcome>,
     pub usage: Vec<ReportOutcome>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct UsageView {
     pub job: String,
     pub task: u64,
@@ -441,7 +427,6 @@ pub struct UsageView {
 
 /// A job's id and state, e.g. the answer to a cancel.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct JobRef {
     pub id: String,
     pub state: String,

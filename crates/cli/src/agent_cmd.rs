@@ -1,6 +1,6 @@
 //! `suanwang agent`: run one site's agent.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -28,14 +28,16 @@ pub struct AgentArgs {
     state_dir: Option<PathBuf>,
 }
 
-/// The executor a site file names.
-pub fn executor(config: &SiteConfig) -> anyhow::Result<Arc<dyn Executor>> {
+/// The executor a site file names, for the agent whose state is in `state_dir`.
+pub fn executor(config: &SiteConfig, state_dir: &Path) -> anyhow::Result<Arc<dyn Executor>> {
     match config.executor.as_str() {
         "process" => {
             let exe_dir = std::env::current_exe()
                 .ok()
                 .and_then(|exe| exe.parent().map(PathBuf::from));
-            Ok(Arc::new(ProcessExecutor::new(config.cpus.clone(), exe_dir)))
+            Ok(Arc::new(ProcessExecutor::for_site(
+                config, state_dir, exe_dir,
+            )?))
         }
         "slurm" => {
             let mut slurm = suanwang_agent::slurm::SlurmConfig::default();
@@ -59,7 +61,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<u8> {
         .state_dir
         .or_else(|| config.state_dir.clone())
         .unwrap_or_else(|| PathBuf::from("suanwang-agent"));
-    let executor = executor(&config)?;
+    let executor = executor(&config, &state_dir)?;
     let options = AgentOptions {
         server: args.server,
         token: args.token,

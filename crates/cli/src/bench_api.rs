@@ -547,6 +547,7 @@ async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
         executor: "process".into(),
         state_dir: None,
         cpus: None,
+        cgroup: Default::default(),
         stop_grace_s: 1,
         pools: vec![PoolSpec {
             name: "cpu".into(),
@@ -560,6 +561,9 @@ async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
             grid_kg_co2_per_kwh: 0.0,
         }],
     };
+    // The executor a real agent gets from this site file: cgroups where the
+    // hierarchy is writable, as `suanwang agent` would run them.
+    let executor = crate::agent_cmd::executor(&config, &dir.join("site"))?;
     let options = suanwang_agent::AgentOptions {
         server: url.clone(),
         token: site["token"].as_str().context("token")?.to_owned(),
@@ -567,8 +571,6 @@ async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
         state_dir: dir.join("site"),
         stop_tasks_on_exit: true,
     };
-    let executor: Arc<dyn suanwang_agent::executor::Executor> =
-        Arc::new(suanwang_agent::process::ProcessExecutor::new(None, None));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let agent = tokio::spawn(suanwang_agent::run(options, executor, stopped));
     // Wait until the site is registered and healthy.

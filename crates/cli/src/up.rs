@@ -13,7 +13,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use suanwang_agent::executor::Executor;
 use suanwang_agent::process::ProcessExecutor;
-use suanwang_agent::{AgentOptions, SiteConfig};
+use suanwang_agent::{AgentOptions, CgroupSetting, SiteConfig};
 use suanwang_api::{PoolSpec, PrincipalCreated, SiteCreated};
 use suanwang_server::auth::{new_token, Secret};
 use suanwang_server::{Database, Settings};
@@ -225,7 +225,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         let config = SiteConfig {
             executor: "process".into(),
             state_dir: None,
-            cpus: Some(cpus.clone()),
+            cpus: Some(cpus),
+            cgroup: CgroupSetting::Auto,
             stop_grace_s: 5,
             pools: vec![PoolSpec {
                 name: "cpu".into(),
@@ -239,13 +240,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
                 grid_kg_co2_per_kwh: site.grid_kg_co2_per_kwh,
             }],
         };
-        let executor: Arc<dyn Executor> =
-            Arc::new(ProcessExecutor::new(Some(cpus), exe_dir.clone()));
+        let state_dir = data_dir.join("sites").join(site.name);
+        let executor: Arc<dyn Executor> = Arc::new(ProcessExecutor::for_site(
+            &config,
+            &state_dir,
+            exe_dir.clone(),
+        )?);
         let options = AgentOptions {
             server: url.clone(),
             token: up.sites[site.name].clone(),
             config,
-            state_dir: data_dir.join("sites").join(site.name),
+            state_dir,
             stop_tasks_on_exit: true,
         };
         agents.push(tokio::spawn(suanwang_agent::run(

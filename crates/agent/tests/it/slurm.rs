@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use suanwang_agent::executor::{Executor, ExecutorError, Handle, TaskSpec, TaskStatus};
+use suanwang_agent::executor::{
+    memory_bytes_max, Executor, ExecutorError, Handle, TaskSpec, TaskStatus,
+};
 use suanwang_agent::slurm::{PoolKind, SlurmConfig, SlurmExecutor, SlurmUsage};
 use suanwang_api::RunSpec;
 
@@ -81,6 +83,7 @@ fn task(work_dir: &Path, name: &str, command: &str, args: &[&str]) -> TaskSpec {
         output_dir: work_dir.to_owned(),
         env,
         wall_time_max: Duration::from_secs(600),
+        memory_bytes_max: None,
     }
 }
 
@@ -366,6 +369,38 @@ async fn slurm_script_runs_with_its_resources() {
         "{head:.80}"
     );
     assert_eq!(usage.alloc_cpus, 2);
+}
+
+/// A task's memory becomes `--mem` (the job sees it as
+/// `SLURM_MEM_PER_NODE`, in MiB); more than the node has is refused at
+/// once, not left pending.
+#[tokio::test]
+async fn memory_is_asked_with_mem() {
+    let Some(slurm) = slurm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let script = "echo mem=$SLURM_MEM_PER_NODE";
+    let mut spec = task(dir.path(), "mem", "sh", &["-c", script]);
+    spec.memory_bytes_max = memory_bytes_max(0.0625);
+    let (_, status, _) = run_to_end(&slurm, &spec).await;
+    let TaskStatus::Exited {
+        code: 0,
+        output_tail,
+        ..
+    } = status
+    else {
+        panic!("{status:?}")
+    };
+    assert_eq!(output_tail, "mem=64\n");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = task(dir.path(), "mem-huge", "true", &[]);
+    spec.memory_bytes_max = memory_bytes_max(1e6);
+    match slurm.start(&spec).await {
+        Err(ExecutorError::Invalid(reason)) => {
+            assert!(reason.starts_with("sbatch refused the job"), "{reason}");
+        }
+        other => panic!("16 TiB on one test node: {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -276,6 +276,7 @@ pub async fn assignments(
                 units: row.units,
                 hours: spec.hours,
                 run: spec.run,
+                memory_gib: spec.resources.memory_gib,
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;

@@ -110,7 +110,7 @@ contract!(many_job_writers_never_deadlock, |db| {
         assert_eq!(total, TASKS, "{id}: {:?}", job.counts);
         let tasks = store.tasks(id).await.unwrap();
         assert_eq!(tasks.len() as u64, TASKS, "{id}");
-        if (JOBS - 1 - i) % 2 == 0 {
+        if (JOBS - 1 - i).is_multiple_of(2) {
             assert_eq!(job.state, "cancelled", "{id}");
             assert!(
                 tasks

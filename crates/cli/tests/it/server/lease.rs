@@ -27,6 +27,8 @@ async fn lease_lapse(db: Db) {
     // B has never heartbeated: unhealthy, so the job goes to A.
     let mut job = hello("lease");
     job["tasks"] = json!(2);
+    // Each task's memory reaches the site with its assignment.
+    job["resources"]["memory_gib"] = json!(1.5);
     let job_id = text(&tenant.api.submit(&job).await, "id");
     let placed = tenant
         .api
@@ -42,6 +44,10 @@ async fn lease_lapse(db: Db) {
         .expect("a list")
         .clone();
     assert_eq!(first.len(), 2, "{assignments}");
+    assert!(
+        first.iter().all(|a| a["memory_gib"] == 1.5),
+        "{assignments}"
+    );
     let running: Vec<_> = first
         .iter()
         .map(|a| json!({"job": a["job"], "task": a["task"], "attempt": a["attempt"], "state": "running"}))

@@ -150,6 +150,7 @@ async fn lifecycle(db: Db) {
         assert_eq!(assignment["pool"], pool_id.as_str());
         assert_eq!(assignment["units"], 1);
         assert_eq!(assignment["run"]["command"], "true");
+        assert_eq!(assignment["memory_gib"], 0.0, "hello asks no memory");
     }
     let statuses = |state: &str| -> Vec<Value> {
         list.iter()

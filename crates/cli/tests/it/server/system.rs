@@ -82,6 +82,19 @@ async fn system_endpoints(db: Db) {
         paths["/v1/jobs"]
     );
     assert!(document["components"]["schemas"]["JobSpec"].is_object());
+    // A field older servers omit: documented, not required.
+    let assignment = &document["components"]["schemas"]["AssignmentView"];
+    assert!(
+        assignment["properties"]["memory_gib"].is_object(),
+        "{assignment}"
+    );
+    assert!(
+        !assignment["required"]
+            .as_array()
+            .expect("required fields")
+            .contains(&Value::from("memory_gib")),
+        "{assignment}"
+    );
 
     // Unknown routes are JSON 404s.
     anonymous.get("/v1/nothing-here").await.not_found();
