@@ -204,18 +204,6 @@ impl PgStore {
             .rows_affected();
             assert_eq!(inserted, rows, "one row per never-placed task");
         }
-        if !plan.materialized.is_empty() {
-            let jobs: Vec<&str> = plan.materialized.iter().map(|m| m.0).collect();
-            let counts: Vec<i64> = plan.materialized.iter().map(|m| to_i64(m.1)).collect();
-            sqlx::query(
-                "UPDATE jobs SET tasks_materialized = m.n \
-                 FROM unnest($1::text[], $2::bigint[]) AS m(id, n) WHERE jobs.id = m.id",
-            )
-            .bind(&jobs)
-            .bind(&counts)
-            .execute(&mut **tx)
-            .await?;
-        }
         Ok(())
     }
 

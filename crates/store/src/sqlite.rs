@@ -198,23 +198,6 @@ impl SqliteStore {
             start = end;
         }
         assert_eq!(inserted, rows_planned, "one row per never-placed task");
-        for chunk in plan.materialized.chunks(ASSIGN_ROWS_MAX) {
-            let rows = serde_json::Value::Array(
-                chunk
-                    .iter()
-                    .map(|(job, n)| serde_json::json!([job, n]))
-                    .collect(),
-            )
-            .to_string();
-            sqlx::query(
-                "UPDATE jobs SET tasks_materialized = m.n \
-                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS n FROM json_each(?)) AS m \
-                 WHERE jobs.id = m.id",
-            )
-            .bind(rows)
-            .execute(&mut **tx)
-            .await?;
-        }
         Ok(())
     }
 

@@ -10,3 +10,7 @@ UPDATE jobs SET tasks_materialized = tasks;
 -- The jobs with never-placed tasks: what the round reads besides the
 -- pending task rows.
 CREATE INDEX jobs_unmaterialized ON jobs(id) WHERE tasks_materialized < tasks;
+-- The tasks holding capacity, by site only: a round inserts one entry per
+-- task it places; the sums over all active tasks read the table instead.
+DROP INDEX tasks_active;
+CREATE INDEX tasks_active ON tasks(site) WHERE state IN ('placed', 'running');

@@ -116,7 +116,7 @@ where
 /// The admin URL, or `None` (with the reason on stderr) when PostgreSQL
 /// tests are to be skipped. Fails when `SUANWANG_REQUIRE_POSTGRES=1`.
 #[allow(clippy::print_stderr)]
-fn admin_url() -> Option<String> {
+pub fn admin_url() -> Option<String> {
     match std::env::var(ADMIN_URL_ENV) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
@@ -134,7 +134,7 @@ fn admin_url() -> Option<String> {
 }
 
 /// `url` with its database name replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
+pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.find('?') {
         Some(at) => (&url[..at], &url[at..]),
         None => (url, ""),
@@ -146,7 +146,7 @@ fn with_database(url: &str, database: &str) -> String {
     format!("{}/{database}{query}", &base[..path_start])
 }
 
-fn unique_name() -> String {
+pub fn unique_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -159,7 +159,7 @@ fn unique_name() -> String {
     )
 }
 
-async fn admin_execute(admin: &str, sql: &str) -> Result<(), sqlx::Error> {
+pub async fn admin_execute(admin: &str, sql: &str) -> Result<(), sqlx::Error> {
     let mut connection = sqlx::PgConnection::connect(admin).await?;
     sqlx::query(sql).execute(&mut connection).await?;
     connection.close().await

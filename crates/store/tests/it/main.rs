@@ -12,3 +12,4 @@ mod principals;
 mod reports;
 mod resources;
 mod rounds;
+mod upgrade;
