@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::round::{JobUpdate, RoundPlan};
 use crate::shared::impl_store;
-use crate::shared::to_i64;
+use crate::shared::{place_row_set, round_job_set, to_i64};
 use crate::{Result, RoundWrite, StoreError};
 
 pub const CONNECTIONS_MAX: u32 = 16;
@@ -145,12 +145,12 @@ impl PgStore {
                 pools.push(pool);
                 sites.push(site);
             }
-            let updated = sqlx::query(
-                "UPDATE tasks t SET state = 'placed', attempt = t.attempt + 1, pool = u.pool, site = u.site, \
-                     exit_code = NULL, reason = NULL, output_tail = NULL \
-                 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS u(job, idx, pool, site) \
+            let updated = sqlx::query(concat!(
+                "UPDATE tasks t SET ",
+                place_row_set!(),
+                " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS u(job, idx, pool, site) \
                  WHERE t.job = u.job AND t.idx = u.idx AND t.state = 'pending'",
-            )
+            ))
             .bind(&jobs)
             .bind(&idxs)
             .bind(&pools)
@@ -237,16 +237,13 @@ impl PgStore {
             let placed: Vec<bool> = jobs.iter().map(|j| j.placed).collect();
             let has_why: Vec<bool> = jobs.iter().map(|j| j.why.is_some()).collect();
             let whys: Vec<Option<&str>> = jobs.iter().map(|j| j.why.flatten()).collect();
-            sqlx::query(
-                "UPDATE jobs SET \
-                     tasks_materialized = COALESCE(u.materialized, jobs.tasks_materialized), \
-                     state = CASE WHEN u.placed AND jobs.state = 'pending' THEN 'placed' ELSE jobs.state END, \
-                     why = CASE WHEN u.has_why THEN u.why \
-                                WHEN u.placed AND jobs.state = 'pending' THEN NULL ELSE jobs.why END \
-                 FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::bool[], $5::text[]) \
+            sqlx::query(concat!(
+                "UPDATE jobs SET ",
+                round_job_set!(),
+                " FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::bool[], $5::text[]) \
                       AS u(id, materialized, placed, has_why, why) \
                  WHERE jobs.id = u.id",
-            )
+            ))
             .bind(&ids)
             .bind(&materialized)
             .bind(&placed)

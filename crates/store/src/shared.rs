@@ -168,6 +168,29 @@ pub fn status_transition(
     }
 }
 
+/// The `SET` clause that places a pending task row, from a source row `u`
+/// with `pool` and `site`: a new attempt, the last one's outcome cleared.
+/// A macro so that each backend's statement is one `concat!`ed literal.
+macro_rules! place_row_set {
+    () => {
+        "state = 'placed', attempt = attempt + 1, pool = u.pool, site = u.site, \
+         exit_code = NULL, reason = NULL, output_tail = NULL"
+    };
+}
+pub(crate) use place_row_set;
+
+/// The `SET` clause of a round's one change to a `jobs` row, from a source
+/// row `u` (`round::JobUpdate`: materialized, placed, has_why, why).
+macro_rules! round_job_set {
+    () => {
+        "tasks_materialized = COALESCE(u.materialized, jobs.tasks_materialized), \
+         state = CASE WHEN u.placed AND jobs.state = 'pending' THEN 'placed' ELSE jobs.state END, \
+         why = CASE WHEN u.has_why THEN u.why \
+                    WHEN u.placed AND jobs.state = 'pending' THEN NULL ELSE jobs.why END"
+    };
+}
+pub(crate) use round_job_set;
+
 /// Writes the `Store` impl for `$store` from the shared SQL.
 macro_rules! impl_store {
     ($store:ty, $backend:literal, $db:ty) => {

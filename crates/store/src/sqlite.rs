@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 
 use crate::round::{JobUpdate, RoundPlan};
-use crate::shared::impl_store;
+use crate::shared::{impl_store, place_row_set, round_job_set};
 use crate::{Result, RoundWrite};
 
 pub const READ_CONNECTIONS_MAX: u32 = 4;
@@ -142,14 +142,14 @@ impl SqliteStore {
                     .collect(),
             )
             .to_string();
-            updated += sqlx::query(
-                "UPDATE tasks SET state = 'placed', attempt = attempt + 1, pool = p.pool, site = p.site, \
-                     exit_code = NULL, reason = NULL, output_tail = NULL \
-                 FROM (SELECT json_extract(value, '$[0]') AS job, json_extract(value, '$[1]') AS idx, \
+            updated += sqlx::query(concat!(
+                "UPDATE tasks SET ",
+                place_row_set!(),
+                " FROM (SELECT json_extract(value, '$[0]') AS job, json_extract(value, '$[1]') AS idx, \
                               json_extract(value, '$[2]') AS pool, json_extract(value, '$[3]') AS site \
-                       FROM json_each(?)) AS p \
-                 WHERE tasks.job = p.job AND tasks.idx = p.idx AND tasks.state = 'pending'",
-            )
+                       FROM json_each(?)) AS u \
+                 WHERE tasks.job = u.job AND tasks.idx = u.idx AND tasks.state = 'pending'",
+            ))
             .bind(rows)
             .execute(&mut **tx)
             .await?
@@ -243,17 +243,14 @@ impl SqliteStore {
                     .collect(),
             )
             .to_string();
-            sqlx::query(
-                "UPDATE jobs SET \
-                     tasks_materialized = COALESCE(u.materialized, jobs.tasks_materialized), \
-                     state = CASE WHEN u.placed AND jobs.state = 'pending' THEN 'placed' ELSE jobs.state END, \
-                     why = CASE WHEN u.has_why THEN u.why \
-                                WHEN u.placed AND jobs.state = 'pending' THEN NULL ELSE jobs.why END \
-                 FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS materialized, \
+            sqlx::query(concat!(
+                "UPDATE jobs SET ",
+                round_job_set!(),
+                " FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS materialized, \
                               json_extract(value, '$[2]') AS placed, json_extract(value, '$[3]') AS has_why, \
                               json_extract(value, '$[4]') AS why FROM json_each(?)) AS u \
                  WHERE jobs.id = u.id",
-            )
+            ))
             .bind(rows)
             .execute(&mut **tx)
             .await?;
