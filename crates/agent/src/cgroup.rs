@@ -131,6 +131,22 @@ fn parse_usage_us(text: &str) -> Option<u64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
+/// The `oom_kill` count of a `memory.events` file.
+fn parse_oom_kills(text: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix("oom_kill "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// How many processes of the attempt the kernel killed for going over its
+/// `memory.max` (0 without the memory controller).
+pub fn oom_kills(path: &Path) -> u64 {
+    std::fs::read_to_string(path.join("memory.events"))
+        .map(|text| parse_oom_kills(&text))
+        .unwrap_or(0)
+}
+
 /// The base's name for the agent whose state is in `state_dir`.
 pub fn base_name(state_dir: &Path) -> String {
     let path = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_owned());
@@ -275,13 +291,21 @@ impl Cgroups {
             tracing::warn!(cgroup = %path.display(), "an unrecorded earlier start of this attempt; killing it");
             remove(&path).await;
         }
-        // The base goes when its last attempt does (`remove`): make it again.
-        match std::fs::create_dir(&self.base) {
-            Ok(()) => enable(&self.base),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_error(&self.base, e)),
+        // The base goes when its last attempt does (`remove`): make it
+        // again. Twice at most: an attempt ending at this very moment may
+        // remove the base between the two `create_dir`s.
+        for try_index in 0..2 {
+            match std::fs::create_dir(&self.base) {
+                Ok(()) => enable(&self.base),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_error(&self.base, e)),
+            }
+            match std::fs::create_dir(&path) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && try_index == 0 => {}
+                Err(e) => return Err(io_error(&path, e)),
+            }
         }
-        std::fs::create_dir(&path).map_err(|e| io_error(&path, e))?;
         let mut limits = Vec::new();
         if let (true, Some(cores)) = (self.controllers.cpu, cores) {
             let quota_us = cores.saturating_mul(CPU_PERIOD_US);
@@ -483,6 +507,17 @@ mod tests {
         );
         check("user_usec 1\n", None);
         check("usage_usec x\n", None);
+    }
+
+    #[test]
+    fn oom_kill_count() {
+        let check = |text: &str, expect: u64| assert_eq!(parse_oom_kills(text), expect);
+        check(
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+            1,
+        );
+        check("low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n", 0);
+        check("", 0);
     }
 
     #[test]

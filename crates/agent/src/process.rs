@@ -236,6 +236,26 @@ impl ProcessExecutor {
     }
 }
 
+/// An attempt that failed after the kernel killed some of its processes
+/// for going over `memory.max` says so: an exit code of 137 alone does not
+/// tell the tenant to ask for more memory.
+fn out_of_memory(status: TaskStatus, oom_kills: u64) -> TaskStatus {
+    match status {
+        TaskStatus::Exited {
+            code,
+            wall_ms,
+            output_tail,
+        } if code != 0 && oom_kills > 0 => TaskStatus::Failed {
+            reason: format!(
+                "exit code {code}: over its memory limit (the kernel killed {oom_kills} of its processes); ask for more memory_gib"
+            ),
+            wall_ms,
+            output_tail,
+        },
+        other => other,
+    }
+}
+
 fn parse(handle: &Handle) -> Result<ProcessHandle, ExecutorError> {
     serde_json::from_str(&handle.0)
         .map_err(|e| ExecutorError::Invalid(format!("bad process handle: {e}")))
@@ -383,9 +403,11 @@ impl Executor for ProcessExecutor {
             }
         };
         // The attempt ended with its shell: what it left behind dies now.
+        let mut status = status;
         if let Some(path) = &handle.cgroup {
+            status = out_of_memory(status, cgroup::oom_kills(path));
             let cpu_us = cgroup::remove(path).await;
-            tracing::info!(cgroup = %path.display(), cpu_ms = cpu_us.map(|us| us / 1_000), "attempt ended");
+            tracing::debug!(cgroup = %path.display(), cpu_ms = cpu_us.map(|us| us / 1_000), "attempt ended");
         }
         Ok(status)
     }
@@ -428,6 +450,28 @@ impl Executor for ProcessExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_memory_is_named() {
+        let exited = |code| TaskStatus::Exited {
+            code,
+            wall_ms: 5,
+            output_tail: "tail".into(),
+        };
+        assert_eq!(out_of_memory(exited(0), 1), exited(0), "succeeded anyway");
+        assert_eq!(out_of_memory(exited(137), 0), exited(137), "no OOM kill");
+        match out_of_memory(exited(137), 2) {
+            TaskStatus::Failed {
+                reason,
+                wall_ms: 5,
+                output_tail,
+            } => {
+                assert!(reason.contains("memory limit"), "{reason}");
+                assert_eq!(output_tail, "tail");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn commands_stay_inside() {
