@@ -48,7 +48,6 @@ pub type JobSelect = (
     i64,
     i64,
     Option<String>,
-    i64,
 );
 
 pub fn to_u64(field: &str, value: i64) -> Result<u64, StoreError> {
@@ -423,18 +422,22 @@ macro_rules! impl_store {
                 &self,
                 row: $crate::shared::JobSelect,
             ) -> $crate::Result<$crate::JobRow> {
-                let (id, tenant, name, spec, state, tasks, cancel, created_at_ms, why, materialized) = row;
-                let counts: Vec<(String, i64)> = sqlx::query_as(&Self::sql(
-                    "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state ORDER BY state",
+                let (id, tenant, name, spec, state, tasks, cancel, created_at_ms, why) = row;
+                // The rows and the never-placed tail in one statement, one
+                // snapshot: a round in between would count its tasks twice.
+                let parts: Vec<(String, i64)> = sqlx::query_as(&Self::sql(
+                    "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state \
+                     UNION ALL SELECT 'pending', tasks - tasks_materialized FROM jobs WHERE id = ? AND tasks_materialized < tasks",
                 ))
+                .bind(&id)
                 .bind(&id)
                 .fetch_all(self.read())
                 .await?;
-                let counts = $crate::shared::with_tail(counts, $crate::shared::tail(tasks, materialized)?);
-                let counts = counts
-                    .into_iter()
-                    .map(|(state, n)| Ok((state, $crate::shared::to_u64("count", n)?)))
-                    .collect::<$crate::Result<Vec<_>>>()?;
+                let mut by_state: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+                for (state, n) in parts {
+                    *by_state.entry(state).or_insert(0) += $crate::shared::to_u64("count", n)?;
+                }
+                let counts: Vec<(String, u64)> = by_state.into_iter().collect();
                 Ok($crate::JobRow {
                     id,
                     tenant,
@@ -1063,7 +1066,7 @@ macro_rules! impl_store {
 
             async fn job(&self, id: &str) -> $crate::Result<Option<$crate::JobRow>> {
                 let row: Option<$crate::shared::JobSelect> = sqlx::query_as(&Self::sql(
-                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why, tasks_materialized FROM jobs WHERE id = ?",
+                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why FROM jobs WHERE id = ?",
                 ))
                 .bind(id)
                 .fetch_optional(self.read())
@@ -1076,7 +1079,7 @@ macro_rules! impl_store {
 
             async fn jobs(&self, tenant: Option<&str>, after: Option<&str>, limit: u32) -> $crate::Result<Vec<$crate::JobRow>> {
                 let rows: Vec<$crate::shared::JobSelect> = sqlx::query_as(&Self::sql(
-                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why, tasks_materialized FROM jobs \
+                    "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why FROM jobs \
                      WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
                 ))
                 .bind(tenant)
@@ -1100,11 +1103,11 @@ macro_rules! impl_store {
                 .bind(job)
                 .fetch_all(self.read())
                 .await?;
-                // Read after the rows: a round that materialises more rows in
-                // between only moves the boundary up, so no task is missed
-                // (at worst one is listed as never placed a moment longer).
-                let sizes: Option<(i64, i64)> = sqlx::query_as(&Self::sql(
-                    "SELECT tasks, tasks_materialized FROM jobs WHERE id = ?",
+                // Rows exist for a prefix of the indexes; the rest are never
+                // placed. A round between the two reads only adds rows this
+                // read did not see, listed as never placed a moment longer.
+                let total: Option<(i64,)> = sqlx::query_as(&Self::sql(
+                    "SELECT tasks FROM jobs WHERE id = ?",
                 ))
                 .bind(job)
                 .fetch_optional(self.read())
@@ -1122,7 +1125,7 @@ macro_rules! impl_store {
                         })
                     })
                     .collect::<$crate::Result<Vec<_>>>()?;
-                if let Some((total, _)) = sizes {
+                if let Some((total,)) = total {
                     let first_new = tasks.last().map_or(0, |t| t.index + 1);
                     let total = $crate::shared::to_u64("tasks", total)?;
                     tasks.extend((first_new..total).map($crate::TaskRow::never_placed));
