@@ -115,10 +115,10 @@ pub struct RoundStats {
     pub write_seconds: f64,
 }
 
-/// One round, start to finish. Public for the benchmark.
-pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::Result<RoundStats> {
-    let started = Instant::now();
-    // Another server may have replaced the topology.
+/// Takes the stored topology when another server replaced it: the leader
+/// before every round, a follower every `LEAD_RETRY`, so every server
+/// validates submissions and sites against the operator's latest topology.
+async fn refresh_topology(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::Result<()> {
     if let Some(text) = state.store.topology().await? {
         if memory.topology_text.as_deref() != Some(&text) {
             let spec = serde_json::from_str(&text)?;
@@ -128,6 +128,13 @@ pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::R
             memory.topology_text = Some(text);
         }
     }
+    Ok(())
+}
+
+/// One round, start to finish. Public for the benchmark.
+pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::Result<RoundStats> {
+    let started = Instant::now();
+    refresh_topology(state, memory).await?;
     let topology = state.topology();
     let input = state.store.round_input().await?;
     let prepared = prepare(&topology, input, &mut memory.specs);
@@ -222,6 +229,9 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
                     tracing::warn!("this server no longer runs the scheduling loop");
                 }
                 leading = false;
+                if let Err(error) = refresh_topology(&state, &mut memory).await {
+                    tracing::warn!(%error, "could not refresh the topology");
+                }
                 continue_after(&mut shutdown, LEAD_RETRY).await;
                 continue;
             }

@@ -1,6 +1,7 @@
 //! Two servers on one PostgreSQL database: both answer the API, exactly one
-//! runs the scheduling loop, and when it is killed the other takes over and
-//! places new work within 10 s. On SQLite a second server on the same file
+//! runs the scheduling loop, a topology replaced through one is used by the
+//! other within seconds, and when the leader is killed the other takes over
+//! and places new work within 10 s. On SQLite a second server on the same file
 //! is refused.
 
 use std::time::{Duration, Instant};
@@ -60,6 +61,38 @@ async fn leader_failover_postgres() {
         "two leaders:\n--- second\n{}",
         second.log()
     );
+
+    // The operator replaces the topology through the leader; the follower
+    // validates against it within a few seconds, without a restart.
+    let follower = second.api(&provider.token);
+    let newtown = json!({"name": "nt-01", "region": "newtown"});
+    follower
+        .post("/v1/sites", newtown.clone())
+        .await
+        .expect(422);
+    let topology = json!({
+        "regions": [
+            {"id": "shanghai", "name": "Shanghai", "lat_deg": 31.23, "lon_deg": 121.47},
+            {"id": "newtown", "name": "Newtown", "lat_deg": 30.0, "lon_deg": 120.0}
+        ],
+        "latency_ms": [[1.0, 3.0], [3.0, 1.0]],
+        "transfer_yuan_per_gb": [[0.0, 0.1], [0.1, 0.0]],
+        "carbon_yuan_per_kg": 0.05
+    });
+    first
+        .operator()
+        .put("/v1/topology", topology)
+        .await
+        .expect(200);
+    wait_for(
+        "the follower to take the new topology",
+        Duration::from_secs(6),
+        || {
+            let (follower, newtown) = (follower.clone(), newtown.clone());
+            async move { (follower.post("/v1/sites", newtown).await.status == 201).then_some(()) }
+        },
+    )
+    .await;
 
     // kill -9 the leader; the survivor places new work within 10 s.
     first.kill();
