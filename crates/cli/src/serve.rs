@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// Where the SQLite database lives [default: the user's data directory + /suanwang].
     #[arg(long, env = "SUANWANG_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// A TOML file with any of: listen, db, data_dir, lease_ttl_s, round_interval_ms, rate_limit_per_s, rate_limit_burst.
+    /// A TOML file with any of: listen, db, data_dir, lease_ttl_s, round_interval_ms, rate_limit_per_s, rate_limit_burst, commit_writers.
     #[arg(long, env = "SUANWANG_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -40,6 +40,7 @@ struct FileConfig {
     round_interval_ms: Option<u64>,
     rate_limit_per_s: Option<u32>,
     rate_limit_burst: Option<u32>,
+    commit_writers: Option<usize>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -93,6 +94,18 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
     if let Some(burst) = file.rate_limit_burst {
         anyhow::ensure!(burst > 0, "rate_limit_burst: must be > 0");
         settings.rate_limit_burst = burst;
+    }
+    if let Some(writers) = file.commit_writers {
+        anyhow::ensure!(
+            (1..=suanwang_server::commit::WRITERS_MAX).contains(&writers),
+            "commit_writers: must be 1 to {}",
+            suanwang_server::commit::WRITERS_MAX
+        );
+        anyhow::ensure!(
+            writers == 1 || !matches!(database, Database::Sqlite(_)),
+            "commit_writers: SQLite has one writer; more than 1 needs PostgreSQL"
+        );
+        settings.commit_writers = Some(writers);
     }
     Ok(ServeConfig {
         listen,
@@ -158,5 +171,63 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resolves a config file with `text` and the given `--db`; the commit
+    /// writers or the error.
+    fn check(db: &str, text: &str, expect: Result<Option<usize>, &str>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(&path, text).unwrap();
+        let args = ServeArgs {
+            listen: None,
+            db: Some(db.to_owned()),
+            data_dir: Some(dir.path().to_owned()),
+            config: Some(path),
+        };
+        match (resolve(args), expect) {
+            (Ok(config), Ok(writers)) => {
+                assert_eq!(config.settings.commit_writers, writers, "{text}")
+            }
+            (Err(error), Err(message)) => {
+                let error = format!("{error:#}");
+                assert!(error.contains(message), "{text}: {error}");
+            }
+            (got, expect) => panic!("{text}: got {got:?}, expected {expect:?}"),
+        }
+    }
+
+    #[test]
+    fn commit_writers() {
+        let pg = "postgres://u:p@localhost/db";
+        let sqlite = "sqlite:///tmp/x.db";
+        check(pg, "", Ok(None));
+        check(pg, "commit_writers = 8", Ok(Some(8)));
+        check(sqlite, "commit_writers = 1", Ok(Some(1)));
+        check(
+            sqlite,
+            "commit_writers = 2",
+            Err("commit_writers: SQLite has one writer"),
+        );
+        check(
+            pg,
+            "commit_writers = 0",
+            Err("commit_writers: must be 1 to 16"),
+        );
+        check(
+            pg,
+            "commit_writers = 17",
+            Err("commit_writers: must be 1 to 16"),
+        );
+        check(
+            pg,
+            "commit_writer = 2",
+            Err("unknown field `commit_writer`"),
+        );
     }
 }

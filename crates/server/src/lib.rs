@@ -149,7 +149,9 @@ pub async fn state(store: Arc<dyn Store>, settings: Settings) -> anyhow::Result<
     };
     let limiter = RateLimiter::new(settings.rate_limit_per_s, settings.rate_limit_burst);
     // SQLite has one writer; PostgreSQL overlaps the fsyncs of a few.
-    let writers = if store.backend() == "postgres" { 4 } else { 1 };
+    let writers = settings
+        .commit_writers
+        .unwrap_or(if store.backend() == "postgres" { 4 } else { 1 });
     let commit = GroupCommit::start(store.clone(), writers, |jobs| {
         metrics::counter!("suanwang_jobs_submitted_total").increment(jobs as u64);
     });

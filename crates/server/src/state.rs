@@ -23,6 +23,10 @@ pub struct Settings {
     pub rate_limit_burst: u32,
     /// Longest long poll an agent may ask for.
     pub long_poll_max: Duration,
+    /// Group-commit writers (1 to `commit::WRITERS_MAX`); `None`: 1 on
+    /// SQLite (one writer anyway), 4 on PostgreSQL (one batch fsyncs while
+    /// the next is built; more only helps a server with more cores).
+    pub commit_writers: Option<usize>,
 }
 
 impl Default for Settings {
@@ -33,6 +37,7 @@ impl Default for Settings {
             rate_limit_per_s: 1_000,
             rate_limit_burst: 2_000,
             long_poll_max: Duration::from_secs(30),
+            commit_writers: None,
         }
     }
 }
