@@ -74,6 +74,10 @@ pub enum TaskEvent {
     /// The site's lease lapsed while the attempt was placed or running.
     LeaseLapsed,
     Cancel,
+    /// Another member of its gang went back to pending: a gang runs whole or
+    /// not at all, so this attempt ends too and the gang is placed again
+    /// (while retries are left; a gang's members move in lockstep).
+    Requeue,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +147,14 @@ impl Task {
                     S::Pending
                 } else {
                     S::Lost
+                },
+                ..self
+            },
+            (S::Placed | S::Running, E::Requeue) => Task {
+                state: if self.retries_left() {
+                    S::Pending
+                } else {
+                    S::Cancelled
                 },
                 ..self
             },
@@ -261,6 +273,7 @@ mod tests {
             Just(TaskEvent::Fail),
             Just(TaskEvent::LeaseLapsed),
             Just(TaskEvent::Cancel),
+            Just(TaskEvent::Requeue),
         ]
     }
 
@@ -295,6 +308,23 @@ mod tests {
         }
         assert_eq!(task.attempt, 2);
         assert!(task.apply(TaskEvent::Place).is_err());
+    }
+
+    #[test]
+    fn a_requeued_gang_member_waits_while_retries_are_left() {
+        let running = |attempt| Task {
+            state: TaskState::Running,
+            attempt,
+            retries: 1,
+        };
+        let requeued = running(1).apply(TaskEvent::Requeue).unwrap();
+        assert_eq!((requeued.state, requeued.attempt), (TaskState::Pending, 1));
+        let last = running(2).apply(TaskEvent::Requeue).unwrap();
+        assert_eq!(last.state, TaskState::Cancelled);
+        assert!(
+            Task::new(1).apply(TaskEvent::Requeue).is_err(),
+            "pending: nothing to end"
+        );
     }
 
     #[test]

@@ -180,6 +180,8 @@ pub struct NewJob {
     pub tasks: u64,
     pub units: u64,
     pub retries: u32,
+    /// `kind = "gang"`: all tasks together or not at all.
+    pub gang: bool,
     pub created_at_ms: i64,
     pub idem: Option<Idem>,
     pub audit: Audit,

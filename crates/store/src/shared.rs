@@ -785,6 +785,8 @@ macro_rules! impl_store {
                 Self::lock_jobs(&mut tx, &held.iter().map(String::as_str).collect::<Vec<_>>()).await?;
                 let mut affected = 0u64;
                 let mut jobs: Vec<String> = Vec::new();
+                // Per job with a lost task: whether one ended for good.
+                let mut gang_triggers: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
                 for (site,) in &lapsed {
                     sqlx::query(&Self::sql("UPDATE sites SET healthy = 0, version = version + 1 WHERE id = ?"))
                         .bind(site)
@@ -816,11 +818,19 @@ macro_rules! impl_store {
                             .await?;
                         Self::event_in(&mut tx, &job, Some(idx as u64), now_ms, "lost", &format!("site {site} lost its lease; task is {}", next.state.as_str())).await?;
                         affected += 1;
+                        let for_good = next.state != suanwang_core::lifecycle::TaskState::Pending;
+                        *gang_triggers.entry(job.clone()).or_insert(false) |= for_good;
                         if jobs.last() != Some(&job) {
                             jobs.push(job);
                         }
                     }
                 }
+                // Gangs with a lost member: their other members follow.
+                let mut sites = std::collections::BTreeSet::new();
+                for (job, for_good) in &gang_triggers {
+                    Self::gang_follow(&mut tx, job, *for_good, now_ms, &mut sites).await?;
+                }
+                Self::bump_sites(&mut tx, &sites).await?;
                 jobs.sort();
                 jobs.dedup();
                 Self::refresh_jobs(&mut tx, &jobs).await?;
@@ -922,6 +932,8 @@ macro_rules! impl_store {
                 }
                 let mut status_outcomes = Vec::with_capacity(statuses.len());
                 let mut jobs: Vec<String> = Vec::new();
+                // Per job with a task that failed: whether one failed for good.
+                let mut gang_triggers: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
                 for status in statuses {
                     let task: Option<(String, i64, Option<String>, i64)> = sqlx::query_as(&Self::sql_owned(format!(
                         "SELECT t.state, t.attempt, t.site, j.retries FROM tasks t JOIN jobs j ON j.id = t.job WHERE t.job = ? AND t.idx = ?{}",
@@ -966,6 +978,10 @@ macro_rules! impl_store {
                                 detail.push_str("; will retry");
                             }
                             Self::event_in(&mut tx, &status.job, Some(status.task), now_ms, next.state.as_str(), &detail).await?;
+                            if matches!(next.state, suanwang_core::lifecycle::TaskState::Pending | suanwang_core::lifecycle::TaskState::Failed) {
+                                let for_good = next.state == suanwang_core::lifecycle::TaskState::Failed;
+                                *gang_triggers.entry(status.job.clone()).or_insert(false) |= for_good;
+                            }
                             if !jobs.contains(&status.job) {
                                 jobs.push(status.job.clone());
                             }
@@ -973,6 +989,12 @@ macro_rules! impl_store {
                         }
                     }
                 }
+                // Gangs with a failed member: their other members follow.
+                let mut sites = std::collections::BTreeSet::new();
+                for (job, for_good) in &gang_triggers {
+                    Self::gang_follow(&mut tx, job, *for_good, now_ms, &mut sites).await?;
+                }
+                Self::bump_sites(&mut tx, &sites).await?;
                 jobs.sort();
                 Self::refresh_jobs(&mut tx, &jobs).await?;
                 tx.commit().await?;
@@ -994,8 +1016,8 @@ macro_rules! impl_store {
                 }
                 for chunk in inserted.chunks($crate::shared::INSERT_ROWS_MAX / 2) {
                     let sql = format!(
-                        "INSERT INTO jobs (id, tenant, name, spec, state, tasks, units, retries, cancel_requested, created_at_ms) VALUES {}",
-                        $crate::shared::values(chunk.len(), 10)
+                        "INSERT INTO jobs (id, tenant, name, spec, state, tasks, units, retries, gang, cancel_requested, created_at_ms) VALUES {}",
+                        $crate::shared::values(chunk.len(), 11)
                     );
                     let sql = Self::sql_owned(sql);
                     let mut query = sqlx::query(&sql);
@@ -1009,6 +1031,7 @@ macro_rules! impl_store {
                             .bind($crate::shared::to_i64(job.tasks))
                             .bind($crate::shared::to_i64(job.units))
                             .bind(i64::from(job.retries))
+                            .bind(i64::from(job.gang))
                             .bind(0i64)
                             .bind(job.created_at_ms);
                     }
@@ -1358,6 +1381,78 @@ macro_rules! impl_store {
                         query = query.bind(*id);
                     }
                     query.execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// A gang runs whole or not at all. After some of `job`'s tasks
+            /// went back to pending (`ended_for_good` false) or ended for good
+            /// (true) in this transaction, its other placed and running
+            /// members follow: back to pending (`Requeue`), or cancelled. The
+            /// sites that lose an attempt go into `sites`, whose versions the
+            /// caller bumps (sorted, last: the lock order). No-op for a job
+            /// that is not a gang. The job is locked by the caller.
+            async fn gang_follow(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                job: &str,
+                ended_for_good: bool,
+                now_ms: i64,
+                sites: &mut std::collections::BTreeSet<String>,
+            ) -> $crate::Result<()> {
+                let gang: Option<(i64, i64)> = sqlx::query_as(&Self::sql("SELECT gang, retries FROM jobs WHERE id = ?"))
+                    .bind(job)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let Some((1, retries)) = gang else { return Ok(()) };
+                let live: Vec<(i64, String, i64, Option<String>)> = sqlx::query_as(&Self::sql_owned(format!(
+                    "SELECT idx, state, attempt, site FROM tasks WHERE job = ? AND state IN ('placed', 'running') ORDER BY idx{}",
+                    Self::for_update("tasks")
+                )))
+                .bind(job)
+                .fetch_all(&mut **tx)
+                .await?;
+                let event = if ended_for_good {
+                    suanwang_core::lifecycle::TaskEvent::Cancel
+                } else {
+                    suanwang_core::lifecycle::TaskEvent::Requeue
+                };
+                for (idx, state, attempt, site) in live {
+                    let task = suanwang_core::lifecycle::Task {
+                        state: $crate::shared::state(&state)?,
+                        attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                        retries: u32::try_from(retries).unwrap_or(0),
+                    };
+                    let next = task.apply(event).map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
+                    let reason = if ended_for_good {
+                        "cancelled: another member of its gang ended for good"
+                    } else {
+                        "another member of its gang must run again; the gang is placed again whole"
+                    };
+                    sqlx::query(&Self::sql("UPDATE tasks SET state = ?, reason = ? WHERE job = ? AND idx = ?"))
+                        .bind(next.state.as_str())
+                        .bind(reason)
+                        .bind(job)
+                        .bind(idx)
+                        .execute(&mut **tx)
+                        .await?;
+                    let detail = format!("attempt {attempt} ended with its gang; task is {}", next.state.as_str());
+                    Self::event_in(tx, job, Some($crate::shared::to_u64("idx", idx)?), now_ms, "gang", &detail).await?;
+                    sites.extend(site);
+                }
+                Ok(())
+            }
+
+            /// Bumps the versions of `sites` (sorted: the lock order), whose
+            /// assignments changed.
+            async fn bump_sites(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                sites: &std::collections::BTreeSet<String>,
+            ) -> $crate::Result<()> {
+                for site in sites {
+                    sqlx::query(&Self::sql("UPDATE sites SET version = version + 1 WHERE id = ?"))
+                        .bind(site)
+                        .execute(&mut **tx)
+                        .await?;
                 }
                 Ok(())
             }

@@ -339,6 +339,7 @@ pub fn job(id: &str, tenant: &str, tasks: u64, units: u64, retries: u32) -> NewJ
         tasks,
         units,
         retries,
+        gang: false,
         created_at_ms: T0,
         idem: None,
         audit: audit(tenant, "job.submit", id),
@@ -353,6 +354,14 @@ pub fn idem(principal: &str, key: &str, hash: &str, body: &str) -> Idem {
         status: 201,
         body: body.to_owned(),
         created_at_ms: T0,
+    }
+}
+
+/// A gang: all `tasks` together or not at all.
+pub fn gang(id: &str, tenant: &str, tasks: u64, retries: u32) -> NewJob {
+    NewJob {
+        gang: true,
+        ..job(id, tenant, tasks, 1, retries)
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod gangs;
 mod jobs;
 mod leader;
 mod leases;

@@ -1,7 +1,7 @@
 //! A database written by schema v1 (every task a row from submission on)
 //! opens under the current schema with nothing lost: the migration marks
-//! every old job's rows as materialised, and old pending rows are placed
-//! like rows that went back to pending.
+//! every old job's rows as materialised (old pending rows are placed like
+//! rows that went back to pending) and knows its gangs from their specs.
 
 use std::borrow::Cow;
 
@@ -15,7 +15,9 @@ use crate::harness::*;
 const V1_ROWS: &[&str] = &[
     "INSERT INTO principals (id, role, name, parent, created_at_ms) VALUES ('t1', 'tenant', 'acme', NULL, 0)",
     "INSERT INTO jobs (id, tenant, name, spec, state, tasks, units, retries, cancel_requested, created_at_ms) \
-     VALUES ('old', 't1', 'old', '{}', 'pending', 3, 2, 0, 0, 0), ('done', 't1', 'done', '{}', 'succeeded', 2, 1, 0, 0, 0)",
+     VALUES ('old', 't1', 'old', '{}', 'pending', 3, 2, 0, 0, 0), ('done', 't1', 'done', '{}', 'succeeded', 2, 1, 0, 0, 0), \
+            ('gg', 't1', 'gg', '{\"kind\":\"gang\"}', 'pending', 2, 1, 1, 0, 0)",
+    "INSERT INTO tasks (job, idx, state, attempt, units) VALUES ('gg', 0, 'pending', 0, 1), ('gg', 1, 'pending', 0, 1)",
     "INSERT INTO tasks (job, idx, state, attempt, units) VALUES \
      ('old', 0, 'pending', 0, 2), ('old', 1, 'pending', 0, 2), ('old', 2, 'pending', 0, 2)",
     "INSERT INTO tasks (job, idx, state, attempt, units, pool, site, exit_code) VALUES \
@@ -39,7 +41,18 @@ async fn check_upgraded(store: &dyn Store) {
         .into_iter()
         .map(|j| (j.id, j.pending))
         .collect();
-    assert_eq!(waiting, [("old".to_owned(), 3)]);
+    assert_eq!(waiting, [("gg".to_owned(), 2), ("old".to_owned(), 3)]);
+    // The migration knew the gang from its spec: a failed member takes its
+    // peer back to pending.
+    place(store, "gg", "p", "s", 2).await;
+    store
+        .report("s", &[status("gg", 0, 1, "failed")], &[], T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        task_states(store, "gg").await,
+        strings(&["pending", "pending"])
+    );
     place(store, "old", "p", "s", 2).await;
     let tasks: Vec<(u64, String, u32)> = store
         .tasks("old")
