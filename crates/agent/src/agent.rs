@@ -305,6 +305,25 @@ impl Reconciler {
                 u64::try_from(now_ms().saturating_sub(attempt.started_at_ms)).unwrap_or(0);
             let (final_state, exit_code, reason, wall_ms, tail) = match status {
                 TaskStatus::Queued | TaskStatus::Running => {
+                    let interval_ms = self.config.usage_interval_s.saturating_mul(1_000);
+                    if status == TaskStatus::Running
+                        && self.executor.meters_while_running()
+                        && elapsed_ms.saturating_sub(attempt.usage_reported_ms) >= interval_ms
+                    {
+                        state.outbox.usage.push(UsageReport {
+                            job: key.job.clone(),
+                            task: key.task,
+                            attempt: key.attempt,
+                            seq: attempt.usage_seq,
+                            pool: attempt.pool.clone(),
+                            units: attempt.units,
+                            wall_ms: elapsed_ms - attempt.usage_reported_ms,
+                        });
+                        let entry = state.attempts.get_mut(&key).expect("present");
+                        entry.usage_seq += 1;
+                        entry.usage_reported_ms = elapsed_ms;
+                        changed = true;
+                    }
                     if elapsed_ms > attempt.wall_time_max_ms && !attempt.stopped {
                         tracing::warn!(job = %key.job, task = key.task, "wall-time limit reached; stopping");
                         let _ = self
@@ -363,14 +382,16 @@ impl Reconciler {
             entry.finished = true;
             changed = true;
             // Usage first: it belongs to the attempt even when it failed.
+            // The last record covers what the interim ones did not, so the
+            // records of an attempt add up to its wall time.
             state.outbox.usage.push(UsageReport {
                 job: key.job.clone(),
                 task: key.task,
                 attempt: key.attempt,
-                seq: 0,
+                seq: attempt.usage_seq,
                 pool: attempt.pool.clone(),
                 units: attempt.units,
-                wall_ms,
+                wall_ms: wall_ms.saturating_sub(attempt.usage_reported_ms),
             });
             if !attempt.stopped || final_state == "failed" {
                 state.outbox.statuses.push(StatusReport {
@@ -442,6 +463,8 @@ impl Reconciler {
                             stopped: false,
                             wall_time_max_ms: u64::try_from(spec.wall_time_max.as_millis())
                                 .unwrap_or(u64::MAX),
+                            usage_seq: 0,
+                            usage_reported_ms: 0,
                         },
                     );
                     state.outbox.statuses.push(StatusReport {
@@ -472,6 +495,8 @@ impl Reconciler {
                             finished: true,
                             stopped: false,
                             wall_time_max_ms: 0,
+                            usage_seq: 0,
+                            usage_reported_ms: 0,
                         },
                     );
                     state.outbox.statuses.push(StatusReport {

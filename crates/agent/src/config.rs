@@ -29,6 +29,12 @@ pub struct SiteConfig {
     /// Seconds a stopped task gets between SIGTERM and SIGKILL.
     #[serde(default = "grace_default")]
     pub stop_grace_s: u64,
+    /// A running attempt's usage is reported every this many seconds (and
+    /// at its end), so an agent lost mid-task loses at most one interval of
+    /// metered usage. Executors with their own queue (Slurm) report at the
+    /// end only.
+    #[serde(default = "usage_interval_default")]
+    pub usage_interval_s: u64,
     pub pools: Vec<PoolSpec>,
 }
 
@@ -70,6 +76,10 @@ fn grace_default() -> u64 {
     10
 }
 
+fn usage_interval_default() -> u64 {
+    60
+}
+
 impl SiteConfig {
     pub fn load(path: &Path) -> anyhow::Result<SiteConfig> {
         let text =
@@ -90,6 +100,10 @@ impl SiteConfig {
         );
         anyhow::ensure!(!self.pools.is_empty(), "pools: at least one");
         anyhow::ensure!(self.stop_grace_s <= 3600, "stop_grace_s: at most 3600");
+        anyhow::ensure!(
+            (1..=86_400).contains(&self.usage_interval_s),
+            "usage_interval_s: 1 to 86400"
+        );
         if let Some(cpus) = &self.cpus {
             anyhow::ensure!(
                 !cpus.is_empty()

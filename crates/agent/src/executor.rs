@@ -114,6 +114,14 @@ pub trait Executor: Send + Sync + std::fmt::Debug + 'static {
     /// Where the attempt is now. Cheap: called every reconcile tick.
     async fn poll(&self, handle: &Handle) -> Result<TaskStatus, ExecutorError>;
 
+    /// Whether `Running` means the attempt has run since it was started,
+    /// so the agent may meter it as it runs (interim usage records). Not for
+    /// executors with a queue of their own (Slurm): their final wall time is
+    /// the only measure.
+    fn meters_while_running(&self) -> bool {
+        false
+    }
+
     /// Stops the attempt: a polite signal, then a forced stop after `grace`.
     /// Stopping a finished or unknown attempt is not an error.
     async fn stop(&self, handle: &Handle, grace: Duration) -> Result<(), ExecutorError>;

@@ -279,6 +279,10 @@ impl Executor for ProcessExecutor {
         "process"
     }
 
+    fn meters_while_running(&self) -> bool {
+        true
+    }
+
     async fn start(&self, task: &TaskSpec) -> Result<Handle, ExecutorError> {
         check_command(&task.run.command)?;
         std::fs::create_dir_all(&task.work_dir)?;

@@ -34,6 +34,13 @@ pub struct Attempt {
     /// Set when the agent stopped it because it is no longer assigned.
     pub stopped: bool,
     pub wall_time_max_ms: u64,
+    /// The `seq` of the attempt's next usage record.
+    #[serde(default)]
+    pub usage_seq: u32,
+    /// Wall time already reported in interim usage records (long attempts
+    /// are metered as they run, so a lost agent loses at most one interval).
+    #[serde(default)]
+    pub usage_reported_ms: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -143,6 +150,8 @@ mod tests {
                 finished: false,
                 stopped: false,
                 wall_time_max_ms: 9,
+                usage_seq: 2,
+                usage_reported_ms: 120_000,
             },
         );
         file.save(&state).unwrap();

@@ -553,6 +553,7 @@ async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
         cpus: None,
         cgroup: Default::default(),
         stop_grace_s: 1,
+        usage_interval_s: 60,
         pools: vec![PoolSpec {
             name: "cpu".into(),
             kind: "cpu".into(),

@@ -228,6 +228,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
             cpus: Some(cpus),
             cgroup: CgroupSetting::Auto,
             stop_grace_s: 5,
+            usage_interval_s: 60,
             pools: vec![PoolSpec {
                 name: "cpu".into(),
                 kind: "cpu".into(),

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::server::harness::{array, text, wait_for, Api, Db, Principal, Server};
 
 mod killed;
+mod metering;
 mod outage;
 mod restart;
 mod spread;
@@ -253,17 +254,34 @@ pub fn number(value: &Value, field: &str) -> u64 {
 /// Usage records by (task, attempt); fails on a second record of one.
 #[track_caller]
 pub fn usage_by_attempt(records: &[Value]) -> BTreeMap<(u64, u64), Value> {
-    let mut by = BTreeMap::new();
+    // An attempt's records: interim ones while it ran, then its last; their
+    // seqs are 0, 1, ... with no gap or repeat, and they add up.
+    let mut parts: BTreeMap<(u64, u64), Vec<&Value>> = BTreeMap::new();
     for record in records {
         let key = (number(record, "task"), number(record, "attempt"));
-        if let Some(before) = by.insert(key, record.clone()) {
-            panic!(
-                "two usage records of task {} attempt {}: {before} and {record}",
+        parts.entry(key).or_default().push(record);
+    }
+    parts
+        .into_iter()
+        .map(|(key, mut parts)| {
+            parts.sort_by_key(|r| number(r, "seq"));
+            let seqs: Vec<u64> = parts.iter().map(|r| number(r, "seq")).collect();
+            let expected: Vec<u64> = (0..parts.len() as u64).collect();
+            assert_eq!(
+                seqs, expected,
+                "usage records of task {} attempt {}: {parts:#?}",
                 key.0, key.1
             );
-        }
-    }
-    by
+            let mut whole = parts[0].clone();
+            whole["wall_ms"] = parts
+                .iter()
+                .map(|r| number(r, "wall_ms"))
+                .sum::<u64>()
+                .into();
+            whole["records"] = parts.len().into();
+            (key, whole)
+        })
+        .collect()
 }
 
 /// Σ units × wall_ms over the records.
@@ -295,7 +313,6 @@ pub fn check_usage_matches_tasks(
         let record = &by[&(number(task, "index"), number(task, "attempt"))];
         assert_eq!(record["site"], task["site"], "{record} vs {task}");
         assert_eq!(record["units"], 1, "{record}");
-        assert_eq!(record["seq"], 0, "{record}");
     }
     by
 }
