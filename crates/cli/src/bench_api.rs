@@ -450,7 +450,7 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
             tasks: def.tasks,
             units: def.units,
             retries: def.retries,
-            gang: def.kind == suanwang_core::spec::JobKind::Gang,
+            kind: def.kind,
             created_at_ms: at_ms,
             idem: None,
             audit: audit("job.submit"),

@@ -78,6 +78,10 @@ pub enum TaskEvent {
     /// not at all, so this attempt ends too and the gang is placed again
     /// (while retries are left; a gang's members move in lockstep).
     Requeue,
+    /// A service's replica ended by itself (exit code 0): replicas stay up,
+    /// so it waits to be placed again while retries are left, and has
+    /// succeeded only when none are.
+    ReplicaEnded,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +159,14 @@ impl Task {
                     S::Pending
                 } else {
                     S::Cancelled
+                },
+                ..self
+            },
+            (S::Placed | S::Running, E::ReplicaEnded) => Task {
+                state: if self.retries_left() {
+                    S::Pending
+                } else {
+                    S::Succeeded
                 },
                 ..self
             },
@@ -274,6 +286,7 @@ mod tests {
             Just(TaskEvent::LeaseLapsed),
             Just(TaskEvent::Cancel),
             Just(TaskEvent::Requeue),
+            Just(TaskEvent::ReplicaEnded),
         ]
     }
 
@@ -325,6 +338,18 @@ mod tests {
             Task::new(1).apply(TaskEvent::Requeue).is_err(),
             "pending: nothing to end"
         );
+    }
+
+    #[test]
+    fn a_service_replica_is_started_again_while_retries_are_left() {
+        let mut task = Task::new(1);
+        for expect in [TaskState::Pending, TaskState::Succeeded] {
+            task = task.apply(TaskEvent::Place).unwrap();
+            task = task.apply(TaskEvent::Start).unwrap();
+            task = task.apply(TaskEvent::ReplicaEnded).unwrap();
+            assert_eq!(task.state, expect);
+        }
+        assert_eq!(task.attempt, 2);
     }
 
     #[test]

@@ -42,6 +42,14 @@ impl JobKind {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Batch => "batch",
+            JobKind::Gang => "gang",
+            JobKind::Service => "service",
+        }
+    }
 }
 
 /// A validated job: what the scheduler needs, with regions resolved.

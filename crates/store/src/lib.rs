@@ -180,8 +180,9 @@ pub struct NewJob {
     pub tasks: u64,
     pub units: u64,
     pub retries: u32,
-    /// `kind = "gang"`: all tasks together or not at all.
-    pub gang: bool,
+    /// batch, gang (all tasks together or not at all) or service (replicas
+    /// started again when they end).
+    pub kind: suanwang_core::spec::JobKind,
     pub created_at_ms: i64,
     pub idem: Option<Idem>,
     pub audit: Audit,

@@ -125,16 +125,20 @@ pub fn not_current(attempt: u32) -> ItemOutcome {
     ))
 }
 
-/// What a status report does to a task, by the lifecycle's rules.
+/// What a status report does to a task of a job of `kind`, by the
+/// lifecycle's rules: a service's replica that succeeded is started again.
 pub fn status_transition(
     reported: &str,
+    kind: &str,
     current: Task,
     current_site: Option<&str>,
     site: &str,
     attempt: u32,
 ) -> Result<Task, ItemOutcome> {
+    let service = kind == "service";
     let event = match reported {
         "running" => TaskEvent::Start,
+        "succeeded" if service => TaskEvent::ReplicaEnded,
         "succeeded" => TaskEvent::Succeed,
         "failed" => TaskEvent::Fail,
         other => {
@@ -149,12 +153,13 @@ pub fn status_transition(
     match current.apply(event) {
         Ok(next) => Ok(next),
         Err(_) => {
-            let repeat = matches!(
-                (reported, current.state),
-                ("running", TaskState::Running | TaskState::Succeeded)
-                    | ("succeeded", TaskState::Succeeded)
-                    | ("failed", TaskState::Failed | TaskState::Pending)
-            );
+            let repeat =
+                matches!(
+                    (reported, current.state),
+                    ("running", TaskState::Running | TaskState::Succeeded)
+                        | ("succeeded", TaskState::Succeeded)
+                        | ("failed", TaskState::Failed | TaskState::Pending)
+                ) || (service && reported == "succeeded" && current.state == TaskState::Pending);
             if repeat {
                 Err(ItemOutcome::Duplicate)
             } else {
@@ -935,15 +940,15 @@ macro_rules! impl_store {
                 // Per job with a task that failed: whether one failed for good.
                 let mut gang_triggers: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
                 for status in statuses {
-                    let task: Option<(String, i64, Option<String>, i64)> = sqlx::query_as(&Self::sql_owned(format!(
-                        "SELECT t.state, t.attempt, t.site, j.retries FROM tasks t JOIN jobs j ON j.id = t.job WHERE t.job = ? AND t.idx = ?{}",
+                    let task: Option<(String, i64, Option<String>, i64, String)> = sqlx::query_as(&Self::sql_owned(format!(
+                        "SELECT t.state, t.attempt, t.site, j.retries, j.kind FROM tasks t JOIN jobs j ON j.id = t.job WHERE t.job = ? AND t.idx = ?{}",
                         Self::for_update("t")
                     )))
                     .bind(&status.job)
                     .bind($crate::shared::to_i64(status.task))
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let Some((state, attempt, task_site, retries)) = task else {
+                    let Some((state, attempt, task_site, retries, kind)) = task else {
                         status_outcomes.push($crate::shared::not_current(status.attempt));
                         continue;
                     };
@@ -952,7 +957,7 @@ macro_rules! impl_store {
                         attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
                         retries: u32::try_from(retries).unwrap_or(0),
                     };
-                    match $crate::shared::status_transition(&status.state, current, task_site.as_deref(), site, status.attempt) {
+                    match $crate::shared::status_transition(&status.state, &kind, current, task_site.as_deref(), site, status.attempt) {
                         Err(outcome) => status_outcomes.push(outcome),
                         Ok(next) => {
                             sqlx::query(&Self::sql(
@@ -975,7 +980,11 @@ macro_rules! impl_store {
                                 detail.push_str(&format!(": {reason}"));
                             }
                             if next.state == suanwang_core::lifecycle::TaskState::Pending {
-                                detail.push_str("; will retry");
+                                detail.push_str(if status.state == "succeeded" {
+                                    "; a service replica: starts again"
+                                } else {
+                                    "; will retry"
+                                });
                             }
                             Self::event_in(&mut tx, &status.job, Some(status.task), now_ms, next.state.as_str(), &detail).await?;
                             if matches!(next.state, suanwang_core::lifecycle::TaskState::Pending | suanwang_core::lifecycle::TaskState::Failed) {
@@ -1016,7 +1025,7 @@ macro_rules! impl_store {
                 }
                 for chunk in inserted.chunks($crate::shared::INSERT_ROWS_MAX / 2) {
                     let sql = format!(
-                        "INSERT INTO jobs (id, tenant, name, spec, state, tasks, units, retries, gang, cancel_requested, created_at_ms) VALUES {}",
+                        "INSERT INTO jobs (id, tenant, name, spec, state, tasks, units, retries, kind, cancel_requested, created_at_ms) VALUES {}",
                         $crate::shared::values(chunk.len(), 11)
                     );
                     let sql = Self::sql_owned(sql);
@@ -1031,7 +1040,7 @@ macro_rules! impl_store {
                             .bind($crate::shared::to_i64(job.tasks))
                             .bind($crate::shared::to_i64(job.units))
                             .bind(i64::from(job.retries))
-                            .bind(i64::from(job.gang))
+                            .bind(job.kind.as_str())
                             .bind(0i64)
                             .bind(job.created_at_ms);
                     }
@@ -1399,11 +1408,14 @@ macro_rules! impl_store {
                 now_ms: i64,
                 sites: &mut std::collections::BTreeSet<String>,
             ) -> $crate::Result<()> {
-                let gang: Option<(i64, i64)> = sqlx::query_as(&Self::sql("SELECT gang, retries FROM jobs WHERE id = ?"))
+                let found: Option<(String, i64)> = sqlx::query_as(&Self::sql("SELECT kind, retries FROM jobs WHERE id = ?"))
                     .bind(job)
                     .fetch_optional(&mut **tx)
                     .await?;
-                let Some((1, retries)) = gang else { return Ok(()) };
+                let Some((kind, retries)) = found else { return Ok(()) };
+                if kind != "gang" {
+                    return Ok(());
+                }
                 let live: Vec<(i64, String, i64, Option<String>)> = sqlx::query_as(&Self::sql_owned(format!(
                     "SELECT idx, state, attempt, site FROM tasks WHERE job = ? AND state IN ('placed', 'running') ORDER BY idx{}",
                     Self::for_update("tasks")

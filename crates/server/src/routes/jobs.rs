@@ -181,7 +181,7 @@ pub async fn submit(
         tasks: def.tasks,
         units: def.units,
         retries: def.retries,
-        gang: def.kind == suanwang_core::spec::JobKind::Gang,
+        kind: def.kind,
         created_at_ms: now,
         idem,
         audit: Audit {

@@ -339,7 +339,7 @@ pub fn job(id: &str, tenant: &str, tasks: u64, units: u64, retries: u32) -> NewJ
         tasks,
         units,
         retries,
-        gang: false,
+        kind: suanwang_core::spec::JobKind::Batch,
         created_at_ms: T0,
         idem: None,
         audit: audit(tenant, "job.submit", id),
@@ -357,10 +357,18 @@ pub fn idem(principal: &str, key: &str, hash: &str, body: &str) -> Idem {
     }
 }
 
+/// A service: replicas started again when they end.
+pub fn service(id: &str, tenant: &str, replicas: u64, retries: u32) -> NewJob {
+    NewJob {
+        kind: suanwang_core::spec::JobKind::Service,
+        ..job(id, tenant, replicas, 1, retries)
+    }
+}
+
 /// A gang: all `tasks` together or not at all.
 pub fn gang(id: &str, tenant: &str, tasks: u64, retries: u32) -> NewJob {
     NewJob {
-        gang: true,
+        kind: suanwang_core::spec::JobKind::Gang,
         ..job(id, tenant, tasks, 1, retries)
     }
 }

@@ -4,8 +4,8 @@
 
 mod harness;
 
-mod gangs;
 mod jobs;
+mod kinds;
 mod leader;
 mod leases;
 mod locks;

@@ -1,7 +1,8 @@
-//! A gang runs whole or not at all: when one member fails with a retry left
-//! or loses its site, its live peers go back to pending with it, so the
-//! round can place the whole gang again; when one ends for good, its peers
-//! are cancelled.
+//! The rules of each job kind. A gang runs whole or not at all: when one
+//! member fails with a retry left or loses its site, its live peers go back
+//! to pending with it, so the round can place the whole gang again; when one
+//! ends for good, its peers are cancelled. A service's replica that ends is
+//! started again while retries are left.
 
 use suanwang_store::ItemOutcome;
 
@@ -111,4 +112,46 @@ contract!(a_lost_member_takes_its_gang_back_to_pending, |db| {
     let (_, assigned) = store.assignments(&w.site).await.unwrap();
     let assigned: Vec<(&str, u64)> = assigned.iter().map(|a| (a.job.as_str(), a.task)).collect();
     assert_eq!(assigned, [("b", 0)]);
+});
+
+// A service's replicas stay up: one that ends by itself waits to be placed
+// again (a new attempt) while retries are left; a resent end is a
+// duplicate; with none left it has succeeded.
+contract!(a_service_replica_that_ends_starts_again, |db| {
+    let store = db.store.clone();
+    let w = world(&*store).await;
+    submit(&*store, service("s", &w.tenant, 2, 1)).await;
+    place(&*store, "s", &w.pool, &w.site, 2).await;
+    let ended = status("s", 0, 1, "succeeded");
+    let (outcomes, _) = store
+        .report(&w.site, std::slice::from_ref(&ended), &[], T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [ItemOutcome::Accepted]);
+    assert_eq!(
+        task_states(&*store, "s").await,
+        strings(&["pending", "placed"])
+    );
+    let (again, _) = store.report(&w.site, &[ended], &[], T0 + 3).await.unwrap();
+    assert_eq!(again, [ItemOutcome::Duplicate]);
+    assert_ne!(job_state(&*store, "s").await, "succeeded");
+
+    place(&*store, "s", &w.pool, &w.site, 1).await;
+    let (outcomes, _) = store
+        .report(&w.site, &[status("s", 0, 2, "succeeded")], &[], T0 + 4)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [ItemOutcome::Accepted]);
+    assert_eq!(
+        task_states(&*store, "s").await,
+        strings(&["succeeded", "placed"])
+    );
+    // A batch job's task that succeeds is done at once.
+    submit(&*store, job("b", &w.tenant, 1, 1, 1)).await;
+    place(&*store, "b", &w.pool, &w.site, 1).await;
+    store
+        .report(&w.site, &[status("b", 0, 1, "succeeded")], &[], T0 + 5)
+        .await
+        .unwrap();
+    assert_eq!(task_states(&*store, "b").await, strings(&["succeeded"]));
 });
