@@ -269,6 +269,20 @@ pub async fn run(
     Ok(())
 }
 
+/// The attempt's next usage record (`seq` = its `usage_seq`): `wall_ms` of
+/// its units.
+fn usage_record(key: &AttemptKey, attempt: &Attempt, wall_ms: u64) -> UsageReport {
+    UsageReport {
+        job: key.job.clone(),
+        task: key.task,
+        attempt: key.attempt,
+        seq: attempt.usage_seq,
+        pool: attempt.pool.clone(),
+        units: attempt.units,
+        wall_ms,
+    }
+}
+
 struct Reconciler {
     site: String,
     /// Pool id (the server's) → pool name (the site file's).
@@ -310,15 +324,11 @@ impl Reconciler {
                         && self.executor.meters_while_running()
                         && elapsed_ms.saturating_sub(attempt.usage_reported_ms) >= interval_ms
                     {
-                        state.outbox.usage.push(UsageReport {
-                            job: key.job.clone(),
-                            task: key.task,
-                            attempt: key.attempt,
-                            seq: attempt.usage_seq,
-                            pool: attempt.pool.clone(),
-                            units: attempt.units,
-                            wall_ms: elapsed_ms - attempt.usage_reported_ms,
-                        });
+                        let wall_ms = elapsed_ms - attempt.usage_reported_ms;
+                        state
+                            .outbox
+                            .usage
+                            .push(usage_record(&key, &attempt, wall_ms));
                         let entry = state.attempts.get_mut(&key).expect("present");
                         entry.usage_seq += 1;
                         entry.usage_reported_ms = elapsed_ms;
@@ -384,15 +394,11 @@ impl Reconciler {
             // Usage first: it belongs to the attempt even when it failed.
             // The last record covers what the interim ones did not, so the
             // records of an attempt add up to its wall time.
-            state.outbox.usage.push(UsageReport {
-                job: key.job.clone(),
-                task: key.task,
-                attempt: key.attempt,
-                seq: attempt.usage_seq,
-                pool: attempt.pool.clone(),
-                units: attempt.units,
-                wall_ms: wall_ms.saturating_sub(attempt.usage_reported_ms),
-            });
+            let rest_ms = wall_ms.saturating_sub(attempt.usage_reported_ms);
+            state
+                .outbox
+                .usage
+                .push(usage_record(&key, &attempt, rest_ms));
             if !attempt.stopped || final_state == "failed" {
                 state.outbox.statuses.push(StatusReport {
                     job: key.job.clone(),
