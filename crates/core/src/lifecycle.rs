@@ -113,6 +113,19 @@ impl Task {
         self.attempt <= self.retries
     }
 
+    /// An attempt that ended: pending again while retries are left,
+    /// otherwise `ended` for good.
+    fn again_or(self, ended: TaskState) -> Task {
+        Task {
+            state: if self.retries_left() {
+                TaskState::Pending
+            } else {
+                ended
+            },
+            ..self
+        }
+    }
+
     /// The state after `event`, or why it does not apply. A finished
     /// attempt that fails (or whose site vanishes) goes back to pending while
     /// retries are left; the next `Place` starts a new attempt.
@@ -138,38 +151,10 @@ impl Task {
                 state: S::Succeeded,
                 ..self
             },
-            (S::Placed | S::Running, E::Fail) => Task {
-                state: if self.retries_left() {
-                    S::Pending
-                } else {
-                    S::Failed
-                },
-                ..self
-            },
-            (S::Placed | S::Running, E::LeaseLapsed) => Task {
-                state: if self.retries_left() {
-                    S::Pending
-                } else {
-                    S::Lost
-                },
-                ..self
-            },
-            (S::Placed | S::Running, E::Requeue) => Task {
-                state: if self.retries_left() {
-                    S::Pending
-                } else {
-                    S::Cancelled
-                },
-                ..self
-            },
-            (S::Placed | S::Running, E::ReplicaEnded) => Task {
-                state: if self.retries_left() {
-                    S::Pending
-                } else {
-                    S::Succeeded
-                },
-                ..self
-            },
+            (S::Placed | S::Running, E::Fail) => self.again_or(S::Failed),
+            (S::Placed | S::Running, E::LeaseLapsed) => self.again_or(S::Lost),
+            (S::Placed | S::Running, E::Requeue) => self.again_or(S::Cancelled),
+            (S::Placed | S::Running, E::ReplicaEnded) => self.again_or(S::Succeeded),
             (S::Pending | S::Placed | S::Running, E::Cancel) => Task {
                 state: S::Cancelled,
                 ..self

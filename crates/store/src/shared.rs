@@ -103,17 +103,19 @@ pub fn tail(tasks: i64, materialized: i64) -> Result<i64, StoreError> {
     Ok(tasks - materialized)
 }
 
-/// Task counts by state (sorted by name) with the never-placed tail added to
-/// `pending`.
-pub fn with_tail(mut rows: Vec<(String, i64)>, tail: i64) -> Vec<(String, i64)> {
-    if tail > 0 {
-        match rows.iter_mut().find(|(state, _)| state == "pending") {
-            Some((_, n)) => *n += tail,
-            None => rows.push(("pending".to_owned(), tail)),
-        }
-        rows.sort();
+/// A job's task counts by state, rows and never-placed tail alike, in one
+/// statement (one snapshot: a round in between cannot count a task twice).
+/// Binds: the job id, twice.
+pub const JOB_COUNTS_SQL: &str = "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state \
+     UNION ALL SELECT 'pending', tasks - tasks_materialized FROM jobs WHERE id = ? AND tasks_materialized < tasks";
+
+/// The rows of [`JOB_COUNTS_SQL`] summed per state, sorted by state.
+pub fn job_counts(parts: Vec<(String, i64)>) -> Vec<(String, i64)> {
+    let mut by_state: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for (state, n) in parts {
+        *by_state.entry(state).or_insert(0) += n;
     }
-    rows
+    by_state.into_iter().collect()
 }
 
 /// The one answer for a report about an attempt that is not the reporting
@@ -208,20 +210,19 @@ macro_rules! impl_store {
                     // Lock the job first, then count: two transactions that
                     // change tasks of one job then settle its state one
                     // after the other, the second seeing the first's tasks.
-                    let (cancel, tasks, materialized): (i64, i64, i64) = sqlx::query_as(&Self::sql_owned(format!(
-                        "SELECT cancel_requested, tasks, tasks_materialized FROM jobs WHERE id = ?{}",
+                    let (cancel,): (i64,) = sqlx::query_as(&Self::sql_owned(format!(
+                        "SELECT cancel_requested FROM jobs WHERE id = ?{}",
                         Self::for_update("jobs")
                     )))
                     .bind(job)
                     .fetch_one(&mut **tx)
                     .await?;
-                    let counts: Vec<(String, i64)> = sqlx::query_as(&Self::sql(
-                        "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state ORDER BY state",
-                    ))
-                    .bind(job)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    let counts = $crate::shared::with_tail(counts, $crate::shared::tail(tasks, materialized)?);
+                    let parts: Vec<(String, i64)> = sqlx::query_as(&Self::sql($crate::shared::JOB_COUNTS_SQL))
+                        .bind(job)
+                        .bind(job)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    let counts = $crate::shared::job_counts(parts);
                     let state = $crate::shared::job_state_name(&counts, cancel != 0)?;
                     sqlx::query(&Self::sql(
                         "UPDATE jobs SET state = ?, why = CASE WHEN ? = 'pending' THEN why ELSE NULL END WHERE id = ? AND state <> ?",
@@ -428,21 +429,15 @@ macro_rules! impl_store {
                 row: $crate::shared::JobSelect,
             ) -> $crate::Result<$crate::JobRow> {
                 let (id, tenant, name, spec, state, tasks, cancel, created_at_ms, why) = row;
-                // The rows and the never-placed tail in one statement, one
-                // snapshot: a round in between would count its tasks twice.
-                let parts: Vec<(String, i64)> = sqlx::query_as(&Self::sql(
-                    "SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state \
-                     UNION ALL SELECT 'pending', tasks - tasks_materialized FROM jobs WHERE id = ? AND tasks_materialized < tasks",
-                ))
-                .bind(&id)
-                .bind(&id)
-                .fetch_all(self.read())
-                .await?;
-                let mut by_state: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-                for (state, n) in parts {
-                    *by_state.entry(state).or_insert(0) += $crate::shared::to_u64("count", n)?;
-                }
-                let counts: Vec<(String, u64)> = by_state.into_iter().collect();
+                let parts: Vec<(String, i64)> = sqlx::query_as(&Self::sql($crate::shared::JOB_COUNTS_SQL))
+                    .bind(&id)
+                    .bind(&id)
+                    .fetch_all(self.read())
+                    .await?;
+                let counts = $crate::shared::job_counts(parts)
+                    .into_iter()
+                    .map(|(state, n)| Ok((state, $crate::shared::to_u64("count", n)?)))
+                    .collect::<$crate::Result<Vec<_>>>()?;
                 Ok($crate::JobRow {
                     id,
                     tenant,
@@ -790,22 +785,23 @@ macro_rules! impl_store {
                 Self::lock_jobs(&mut tx, &held.iter().map(String::as_str).collect::<Vec<_>>()).await?;
                 let mut affected = 0u64;
                 let mut jobs: Vec<String> = Vec::new();
-                // Per job with a lost task: whether one ended for good.
-                let mut gang_triggers: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+                // Per gang with a lost task: whether one ended for good, and
+                // the gang's retries.
+                let mut gang_triggers: std::collections::BTreeMap<String, (bool, u32)> = std::collections::BTreeMap::new();
                 for (site,) in &lapsed {
                     sqlx::query(&Self::sql("UPDATE sites SET healthy = 0, version = version + 1 WHERE id = ?"))
                         .bind(site)
                         .execute(&mut *tx)
                         .await?;
-                    let tasks: Vec<(String, i64, String, i64, i64)> = sqlx::query_as(&Self::sql_owned(format!(
-                        "SELECT t.job, t.idx, t.state, t.attempt, j.retries FROM tasks t JOIN jobs j ON j.id = t.job \
+                    let tasks: Vec<(String, i64, String, i64, i64, String)> = sqlx::query_as(&Self::sql_owned(format!(
+                        "SELECT t.job, t.idx, t.state, t.attempt, j.retries, j.kind FROM tasks t JOIN jobs j ON j.id = t.job \
                          WHERE t.site = ? AND t.state IN ('placed', 'running') ORDER BY t.job, t.idx{}",
                         Self::for_update("t")
                     )))
                     .bind(site)
                     .fetch_all(&mut *tx)
                     .await?;
-                    for (job, idx, state, attempt, retries) in tasks {
+                    for (job, idx, state, attempt, retries, kind) in tasks {
                         let task = suanwang_core::lifecycle::Task {
                             state: $crate::shared::state(&state)?,
                             attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
@@ -823,8 +819,10 @@ macro_rules! impl_store {
                             .await?;
                         Self::event_in(&mut tx, &job, Some(idx as u64), now_ms, "lost", &format!("site {site} lost its lease; task is {}", next.state.as_str())).await?;
                         affected += 1;
-                        let for_good = next.state != suanwang_core::lifecycle::TaskState::Pending;
-                        *gang_triggers.entry(job.clone()).or_insert(false) |= for_good;
+                        if kind == "gang" {
+                            let for_good = next.state != suanwang_core::lifecycle::TaskState::Pending;
+                            gang_triggers.entry(job.clone()).or_insert((false, task.retries)).0 |= for_good;
+                        }
                         if jobs.last() != Some(&job) {
                             jobs.push(job);
                         }
@@ -832,8 +830,8 @@ macro_rules! impl_store {
                 }
                 // Gangs with a lost member: their other members follow.
                 let mut sites = std::collections::BTreeSet::new();
-                for (job, for_good) in &gang_triggers {
-                    Self::gang_follow(&mut tx, job, *for_good, now_ms, &mut sites).await?;
+                for (job, &(for_good, retries)) in &gang_triggers {
+                    Self::gang_follow(&mut tx, job, retries, for_good, now_ms, &mut sites).await?;
                 }
                 Self::bump_sites(&mut tx, &sites).await?;
                 jobs.sort();
@@ -937,8 +935,9 @@ macro_rules! impl_store {
                 }
                 let mut status_outcomes = Vec::with_capacity(statuses.len());
                 let mut jobs: Vec<String> = Vec::new();
-                // Per job with a task that failed: whether one failed for good.
-                let mut gang_triggers: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+                // Per gang with a task that failed: whether one failed for
+                // good, and the gang's retries.
+                let mut gang_triggers: std::collections::BTreeMap<String, (bool, u32)> = std::collections::BTreeMap::new();
                 for status in statuses {
                     let task: Option<(String, i64, Option<String>, i64, String)> = sqlx::query_as(&Self::sql_owned(format!(
                         "SELECT t.state, t.attempt, t.site, j.retries, j.kind FROM tasks t JOIN jobs j ON j.id = t.job WHERE t.job = ? AND t.idx = ?{}",
@@ -987,9 +986,9 @@ macro_rules! impl_store {
                                 });
                             }
                             Self::event_in(&mut tx, &status.job, Some(status.task), now_ms, next.state.as_str(), &detail).await?;
-                            if matches!(next.state, suanwang_core::lifecycle::TaskState::Pending | suanwang_core::lifecycle::TaskState::Failed) {
+                            if kind == "gang" && matches!(next.state, suanwang_core::lifecycle::TaskState::Pending | suanwang_core::lifecycle::TaskState::Failed) {
                                 let for_good = next.state == suanwang_core::lifecycle::TaskState::Failed;
-                                *gang_triggers.entry(status.job.clone()).or_insert(false) |= for_good;
+                                gang_triggers.entry(status.job.clone()).or_insert((false, current.retries)).0 |= for_good;
                             }
                             if !jobs.contains(&status.job) {
                                 jobs.push(status.job.clone());
@@ -1000,8 +999,8 @@ macro_rules! impl_store {
                 }
                 // Gangs with a failed member: their other members follow.
                 let mut sites = std::collections::BTreeSet::new();
-                for (job, for_good) in &gang_triggers {
-                    Self::gang_follow(&mut tx, job, *for_good, now_ms, &mut sites).await?;
+                for (job, &(for_good, retries)) in &gang_triggers {
+                    Self::gang_follow(&mut tx, job, retries, for_good, now_ms, &mut sites).await?;
                 }
                 Self::bump_sites(&mut tx, &sites).await?;
                 jobs.sort();
@@ -1399,23 +1398,16 @@ macro_rules! impl_store {
             /// (true) in this transaction, its other placed and running
             /// members follow: back to pending (`Requeue`), or cancelled. The
             /// sites that lose an attempt go into `sites`, whose versions the
-            /// caller bumps (sorted, last: the lock order). No-op for a job
-            /// that is not a gang. The job is locked by the caller.
+            /// caller bumps (sorted, last: the lock order). `job` is a gang with
+            /// `retries`, locked by the caller.
             async fn gang_follow(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 job: &str,
+                retries: u32,
                 ended_for_good: bool,
                 now_ms: i64,
                 sites: &mut std::collections::BTreeSet<String>,
             ) -> $crate::Result<()> {
-                let found: Option<(String, i64)> = sqlx::query_as(&Self::sql("SELECT kind, retries FROM jobs WHERE id = ?"))
-                    .bind(job)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                let Some((kind, retries)) = found else { return Ok(()) };
-                if kind != "gang" {
-                    return Ok(());
-                }
                 let live: Vec<(i64, String, i64, Option<String>)> = sqlx::query_as(&Self::sql_owned(format!(
                     "SELECT idx, state, attempt, site FROM tasks WHERE job = ? AND state IN ('placed', 'running') ORDER BY idx{}",
                     Self::for_update("tasks")
@@ -1432,7 +1424,7 @@ macro_rules! impl_store {
                     let task = suanwang_core::lifecycle::Task {
                         state: $crate::shared::state(&state)?,
                         attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
-                        retries: u32::try_from(retries).unwrap_or(0),
+                        retries,
                     };
                     let next = task.apply(event).map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
                     let reason = if ended_for_good {
