@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use backon::BackoffBuilder as _;
 use suanwang_api::{
-    AssignmentView, Assignments, Lease, PutPools, Reports, ReportsAnswer, SiteView, StatusReport,
-    UsageReport, WhoAmI,
+    AssignmentView, Assignments, ErrorBody, Heartbeat, Lease, PutPools, ReportOutcome, Reports,
+    ReportsAnswer, SiteView, StatusReport, UsageReport, WhoAmI,
 };
 use tokio::sync::watch;
 
@@ -26,13 +27,89 @@ pub const REPORT_BATCH_MAX: usize = 1_000;
 /// Reconcile tick while attempts run; idle ticks are slower.
 pub const TICK_BUSY: Duration = Duration::from_millis(50);
 pub const TICK_IDLE: Duration = Duration::from_millis(500);
-/// Longest pause between retries of an unreachable server.
+/// First pause before retrying an unreachable server; later ones double.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
+/// Longest pause between retries of an unreachable server, before jitter.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Long-poll wait asked of the server.
 pub const POLL_WAIT_S: u64 = 10;
 /// Starts per tick: a burst of assignments is started over a few ticks
 /// instead of stalling the loop.
 pub const STARTS_PER_TICK_MAX: usize = 256;
+
+/// The agent's one retry policy, for every loop that talks to the server
+/// (registration, heartbeat, assignments, reports): pauses from
+/// [`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`], each plus a random jitter of
+/// up to as much again, so the agents of a whole country that lost the
+/// server together do not all come back at the same instant. Unbounded:
+/// an agent never gives up on its server.
+pub fn backoff() -> backon::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(BACKOFF_MIN)
+        .with_max_delay(BACKOFF_MAX)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// The next pause of a policy from [`backoff`] (which never runs out).
+fn next_pause(pauses: &mut backon::ExponentialBackoff) -> Duration {
+    pauses.next().unwrap_or(BACKOFF_MAX)
+}
+
+/// A 4xx answer: the server read the request and refuses it. Anything else
+/// that fails (no answer, a 5xx) is worth sending again as it is.
+#[derive(Debug)]
+pub struct Refused {
+    pub path: String,
+    pub status: u16,
+    /// The server's error body, when it sent one.
+    pub body: Option<ErrorBody>,
+    pub text: String,
+}
+
+impl Refused {
+    /// The JSON path the server blamed (e.g. `statuses[3].state`), if any.
+    pub fn field(&self) -> Option<&str> {
+        self.body.as_ref()?.error.field.as_deref()
+    }
+
+    /// The server's reason, in one line.
+    pub fn reason(&self) -> String {
+        match &self.body {
+            Some(body) => match body.error.field.as_deref() {
+                Some(field) if !field.is_empty() => {
+                    format!(
+                        "{} {}: {field}: {}",
+                        self.status, body.error.code, body.error.message
+                    )
+                }
+                _ => format!(
+                    "{} {}: {}",
+                    self.status, body.error.code, body.error.message
+                ),
+            },
+            None => format!("{}: {}", self.status, self.text),
+        }
+    }
+
+    /// True when the refusal is about who asks, not what was sent: a
+    /// revoked token (401), a site that is not this token's (403, 404), a
+    /// timeout (408) or a rate limit (429). Sending the same again later
+    /// may succeed, so reports are kept.
+    pub fn is_about_the_caller(&self) -> bool {
+        matches!(self.status, 401 | 403 | 404 | 408 | 429)
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.reason())
+    }
+}
+
+impl std::error::Error for Refused {}
 
 fn now_ms() -> i64 {
     let elapsed = std::time::SystemTime::now()
@@ -89,6 +166,15 @@ impl Api {
         let response = request.send().await?;
         let status = response.status();
         let text = response.text().await?;
+        if status.is_client_error() {
+            return Err(Refused {
+                path: path.to_owned(),
+                status: status.as_u16(),
+                body: serde_json::from_str(&text).ok(),
+                text: text.chars().take(300).collect(),
+            }
+            .into());
+        }
         anyhow::ensure!(
             status.is_success(),
             "{path}: {status}: {}",
@@ -114,7 +200,7 @@ pub async fn run(
     let file = StateFile::new(&options.state_dir)?;
     let mut state = file.load()?;
     // Who am I, and register the pools: retried until the server answers.
-    let mut backoff = Duration::from_millis(200);
+    let mut pauses = backoff();
     let (site, pool_names) = loop {
         let attempt = async {
             let who: WhoAmI = api
@@ -154,37 +240,49 @@ pub async fn run(
             Err(error) => {
                 tracing::warn!(%error, "cannot register with the server yet; retrying");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(next_pause(&mut pauses)) => {}
                     _ = shutdown.changed() => return Ok(()),
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     };
     tracing::info!(%site, pools = options.config.pools.len(), executor = executor.name(), "site registered");
 
-    // The lease: heartbeats at a third of its TTL.
+    // The lease: heartbeats at a third of its TTL, saying how full the
+    // outbox is (the reconciler keeps `said` up to date). A failed one is
+    // retried sooner, by the backoff policy, but never later than the next
+    // heartbeat was due.
+    let (said_tx, said_rx) = watch::channel(Heartbeat::default());
     let heartbeat = {
         let api = api.clone();
         let site = site.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let mut every = Duration::from_secs(5);
+            let mut pauses = backoff();
             loop {
-                match api
+                let body = serde_json::to_value(&*said_rx.borrow()).ok();
+                let pause = match api
                     .call::<Lease>(
                         reqwest::Method::POST,
                         &format!("/v1/sites/{site}/heartbeat"),
-                        None,
+                        body.as_ref(),
                         Duration::from_secs(5),
                     )
                     .await
                 {
-                    Ok(lease) => every = Duration::from_millis((lease.ttl_s * 1000 / 3).max(200)),
-                    Err(error) => tracing::warn!(%error, "heartbeat failed"),
-                }
+                    Ok(lease) => {
+                        pauses = backoff();
+                        every = Duration::from_millis((lease.ttl_s * 1000 / 3).max(200));
+                        every
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "heartbeat failed");
+                        next_pause(&mut pauses).min(every)
+                    }
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.changed() => return,
                 }
             }
@@ -199,7 +297,7 @@ pub async fn run(
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let mut version: Option<i64> = None;
-            let mut backoff = Duration::from_millis(200);
+            let mut pauses = backoff();
             loop {
                 let path = match version {
                     Some(v) => {
@@ -213,17 +311,16 @@ pub async fn run(
                 };
                 match answer {
                     Ok(assignments) => {
-                        backoff = Duration::from_millis(200);
+                        pauses = backoff();
                         version = Some(assignments.version);
                         let _ = assigned_tx.send(Some(assignments.assignments));
                     }
                     Err(error) => {
                         tracing::warn!(%error, "fetching assignments failed; the attempts running go on");
                         tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(next_pause(&mut pauses)) => {}
                             _ = shutdown.changed() => return,
                         }
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
                 }
             }
@@ -238,7 +335,10 @@ pub async fn run(
         executor,
         file,
         report_backoff_until: tokio::time::Instant::now(),
-        report_backoff: Duration::from_millis(200),
+        report_pauses: backoff(),
+        report_batch_max: REPORT_BATCH_MAX,
+        starts_paused: false,
+        said: said_tx,
     };
     loop {
         if *shutdown.borrow() {
@@ -292,7 +392,14 @@ struct Reconciler {
     executor: Arc<dyn Executor>,
     file: StateFile,
     report_backoff_until: tokio::time::Instant,
-    report_backoff: Duration,
+    report_pauses: backon::ExponentialBackoff,
+    /// Items per report request: halved while the server refuses a batch
+    /// without naming the item (to find it), back to the most on success.
+    report_batch_max: usize,
+    /// True while the outbox is at `outbox_max` and no attempt starts.
+    starts_paused: bool,
+    /// What the next heartbeat says.
+    said: watch::Sender<Heartbeat>,
 }
 
 impl Reconciler {
@@ -380,6 +487,16 @@ impl Reconciler {
                     wall_ms,
                     output_tail,
                 } => ("failed", None, Some(reason), wall_ms, output_tail),
+                TaskStatus::Unreadable {
+                    reason,
+                    output_tail,
+                } => (
+                    "failed",
+                    None,
+                    Some(format!("{reason} (wall time: the agent's own measure)")),
+                    elapsed_ms,
+                    output_tail,
+                ),
                 TaskStatus::Unknown => (
                     "failed",
                     None,
@@ -448,9 +565,14 @@ impl Reconciler {
             attempt.stopped = true;
             changed = true;
         }
-        // Start what is wanted and not yet started.
+        // Start what is wanted and not yet started, unless the outbox is
+        // full: reports are never dropped, so new work waits instead.
+        self.check_outbox(state);
         let mut started = 0;
         for (key, assignment) in &wanted {
+            if state.outbox.len() >= self.config.outbox_max {
+                break;
+            }
             if state.attempts.contains_key(key) || started >= STARTS_PER_TICK_MAX {
                 continue;
             }
@@ -518,6 +640,7 @@ impl Reconciler {
                 }
             }
         }
+        self.check_outbox(state);
         // 3. Forget finished attempts the server no longer lists and whose
         // reports are all acknowledged.
         let reported: BTreeSet<(String, u64, u32)> = state
@@ -541,6 +664,39 @@ impl Reconciler {
         });
         changed |= state.attempts.len() != before;
         changed
+    }
+
+    /// Compares the outbox with its cap: at or past it, starts pause (said
+    /// once in the log per crossing, and in every heartbeat while it
+    /// lasts); below it again, they resume.
+    fn check_outbox(&mut self, state: &State) {
+        let queued = state.outbox.len();
+        let cap = self.config.outbox_max;
+        let full = queued >= cap;
+        if full && !self.starts_paused {
+            tracing::warn!(
+                queued,
+                outbox_max = cap,
+                "outbox full: no new attempt starts until the server has taken reports below outbox_max; none is dropped"
+            );
+        } else if !full && self.starts_paused {
+            tracing::info!(
+                queued,
+                outbox_max = cap,
+                "outbox below its cap again; attempts start"
+            );
+        }
+        self.starts_paused = full;
+        let said = Heartbeat {
+            outbox: Some(queued as u64),
+            starts_paused: full
+                .then(|| format!("outbox full: {queued} reports waiting, outbox_max {cap}")),
+        };
+        self.said.send_if_modified(|old| {
+            let changed = *old != said;
+            *old = said;
+            changed
+        });
     }
 
     fn spec(&self, assignment: &AssignmentView) -> TaskSpec {
@@ -591,47 +747,407 @@ impl Reconciler {
         }
     }
 
-    /// Sends queued reports; acknowledged ones (accepted, duplicate or
-    /// rejected: all final) leave the outbox. Unreachable server: they stay.
+    /// Sends queued reports, oldest first, at most `report_batch_max` at a
+    /// time. Answered items leave the outbox, whatever the answer
+    /// (accepted, duplicate or rejected: all final; rejections are logged
+    /// with the server's reason). No answer or a 5xx: they all stay, and are
+    /// sent again after a pause of the backoff policy. A 4xx refuses what
+    /// was sent: the item the server names (`statuses[3].state`) is dropped,
+    /// logged with the reason, and the rest go on at once; a refusal that
+    /// names no item halves the batch until the one refused item is alone,
+    /// and then drops it. So one report the server keeps refusing never
+    /// blocks those behind it. A refusal about the caller itself (revoked
+    /// token, rate limit: [`Refused::is_about_the_caller`]) drops nothing.
     async fn flush(&mut self, api: &Api, state: &mut State) -> anyhow::Result<()> {
-        if (state.outbox.statuses.is_empty() && state.outbox.usage.is_empty())
-            || tokio::time::Instant::now() < self.report_backoff_until
-        {
+        if state.outbox.is_empty() || tokio::time::Instant::now() < self.report_backoff_until {
             return Ok(());
         }
-        let usage_n = state.outbox.usage.len().min(REPORT_BATCH_MAX);
-        let status_n = state.outbox.statuses.len().min(REPORT_BATCH_MAX - usage_n);
+        let batch_max = self.report_batch_max.clamp(1, REPORT_BATCH_MAX);
+        let usage_n = state.outbox.usage.len().min(batch_max);
+        let status_n = state.outbox.statuses.len().min(batch_max - usage_n);
         let reports = Reports {
             usage: state.outbox.usage[..usage_n].to_vec(),
             statuses: state.outbox.statuses[..status_n].to_vec(),
         };
         let body = serde_json::to_value(&reports)?;
-        match api
+        let answer = api
             .call::<ReportsAnswer>(
                 reqwest::Method::POST,
                 &format!("/v1/sites/{}/reports", self.site),
                 Some(&body),
                 Duration::from_secs(30),
             )
-            .await
-        {
+            .await;
+        match answer {
             Ok(answer) => {
-                for (status, outcome) in reports.statuses.iter().zip(&answer.statuses) {
-                    if outcome.outcome == "rejected" {
-                        tracing::info!(job = %status.job, task = status.task, reason = ?outcome.reason, "status report rejected");
-                    }
-                }
+                log_rejected(&reports, &answer);
                 state.outbox.usage.drain(..usage_n);
                 state.outbox.statuses.drain(..status_n);
                 self.file.save(state).context("saving the outbox")?;
-                self.report_backoff = Duration::from_millis(200);
+                self.report_pauses = backoff();
+                self.report_batch_max = REPORT_BATCH_MAX;
             }
-            Err(error) => {
-                tracing::warn!(%error, queued = state.outbox.statuses.len() + state.outbox.usage.len(), "reports spooled; will resend");
-                self.report_backoff_until = tokio::time::Instant::now() + self.report_backoff;
-                self.report_backoff = (self.report_backoff * 2).min(BACKOFF_MAX);
-            }
+            Err(error) => match error.downcast::<Refused>() {
+                Ok(refused) if !refused.is_about_the_caller() => {
+                    self.refused(&refused, &reports, state)?;
+                }
+                Ok(refused) => self.spool(&refused, state),
+                Err(error) => self.spool(&error, state),
+            },
         }
         Ok(())
+    }
+
+    /// Keeps every report for later: the server could not take them now.
+    fn spool(&mut self, error: &dyn std::fmt::Display, state: &State) {
+        let pause = next_pause(&mut self.report_pauses);
+        tracing::warn!(%error, queued = state.outbox.len(), ?pause, "reports spooled; will resend");
+        self.report_backoff_until = tokio::time::Instant::now() + pause;
+    }
+
+    /// The server refused the batch `sent` (a prefix of the outbox): drop
+    /// the item it names, or, naming none, narrow the batch down to it.
+    fn refused(
+        &mut self,
+        refused: &Refused,
+        sent: &Reports,
+        state: &mut State,
+    ) -> anyhow::Result<()> {
+        let named = refused.field().and_then(|field| {
+            let (list, index) = item_of_field(field)?;
+            match list {
+                "usage" if index < sent.usage.len() => Some(Item::Usage(index)),
+                "statuses" if index < sent.statuses.len() => Some(Item::Status(index)),
+                _ => None,
+            }
+        });
+        let sent_n = sent.usage.len() + sent.statuses.len();
+        let item = match named {
+            Some(item) => item,
+            None if sent_n > 1 => {
+                self.report_batch_max = (sent_n / 2).max(1);
+                tracing::info!(
+                    reason = %refused.reason(),
+                    items = sent_n,
+                    next = self.report_batch_max,
+                    "reports refused without naming the item; sending fewer at a time to find it"
+                );
+                return Ok(());
+            }
+            // The only item sent: it is the one refused.
+            None if sent.usage.is_empty() => Item::Status(0),
+            None => Item::Usage(0),
+        };
+        match item {
+            Item::Usage(index) => {
+                let usage = state.outbox.usage.remove(index);
+                tracing::warn!(
+                    job = %usage.job, task = usage.task, attempt = usage.attempt, seq = usage.seq,
+                    reason = %refused.reason(),
+                    "usage record refused by the server; dropped, the reports behind it go on"
+                );
+            }
+            Item::Status(index) => {
+                let status = state.outbox.statuses.remove(index);
+                tracing::warn!(
+                    job = %status.job, task = status.task, attempt = status.attempt, state = %status.state,
+                    reason = %refused.reason(),
+                    "status report refused by the server; dropped, the reports behind it go on"
+                );
+            }
+        }
+        self.file.save(state).context("saving the outbox")
+    }
+}
+
+/// One report in a batch: its list and its index there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Item {
+    Usage(usize),
+    Status(usize),
+}
+
+/// The list and index a JSON path starts with: `statuses[3].state` →
+/// (`statuses`, 3); none for a path that names no item (`statuses`).
+fn item_of_field(field: &str) -> Option<(&str, usize)> {
+    let (list, rest) = field.split_once('[')?;
+    let (index, _) = rest.split_once(']')?;
+    Some((list, index.parse().ok()?))
+}
+
+/// Logs each item the server answered `rejected` (final: it leaves the
+/// outbox with the rest), with the server's reason.
+fn log_rejected(sent: &Reports, answer: &ReportsAnswer) {
+    let rejected = |outcome: &ReportOutcome| outcome.outcome == "rejected";
+    for (status, outcome) in sent.statuses.iter().zip(&answer.statuses) {
+        if rejected(outcome) {
+            tracing::warn!(
+                job = %status.job, task = status.task, attempt = status.attempt, state = %status.state,
+                reason = outcome.reason.as_deref().unwrap_or("none given"),
+                "status report rejected by the server; dropped"
+            );
+        }
+    }
+    for (usage, outcome) in sent.usage.iter().zip(&answer.usage) {
+        if rejected(outcome) {
+            tracing::warn!(
+                job = %usage.job, task = usage.task, attempt = usage.attempt, seq = usage.seq,
+                reason = outcome.reason.as_deref().unwrap_or("none given"),
+                "usage record rejected by the server; dropped"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::executor::Handle;
+
+    /// Starts nothing real: counts starts; every attempt runs forever.
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl Executor for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+
+        async fn start(&self, _task: &TaskSpec) -> Result<Handle, ExecutorError> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Handle(format!("fake:{n}")))
+        }
+
+        async fn poll(&self, _handle: &Handle) -> Result<TaskStatus, ExecutorError> {
+            Ok(TaskStatus::Running)
+        }
+
+        async fn stop(&self, _handle: &Handle, _grace: Duration) -> Result<(), ExecutorError> {
+            Ok(())
+        }
+    }
+
+    fn assignment(task: u64) -> AssignmentView {
+        AssignmentView {
+            job: "job_a".into(),
+            task,
+            attempt: 1,
+            pool: "pool_a".into(),
+            state: "placed".into(),
+            units: 1,
+            hours: 0.01,
+            run: suanwang_api::RunSpec {
+                command: "true".into(),
+                args: Vec::new(),
+                env: BTreeMap::new(),
+                slurm_script: None,
+            },
+            memory_gib: 0.0,
+        }
+    }
+
+    fn status(task: u64) -> StatusReport {
+        StatusReport {
+            job: "job_old".into(),
+            task,
+            attempt: 1,
+            state: "succeeded".into(),
+            exit_code: Some(0),
+            reason: None,
+            output_tail: None,
+        }
+    }
+
+    /// A reconciler with `executor` and a site file of `outbox_max`; what
+    /// its heartbeats would say.
+    fn reconciler(
+        dir: &std::path::Path,
+        outbox_max: usize,
+        executor: Arc<dyn Executor>,
+    ) -> (Reconciler, watch::Receiver<Heartbeat>) {
+        let config: SiteConfig = toml::from_str(&format!(
+            "outbox_max = {outbox_max}\n[[pools]]\nname = \"cpu\"\nkind = \"cpu\"\n\
+             family = \"x86\"\ncapacity = 4\nprice_yuan_per_unit_hour = 0.1\n"
+        ))
+        .unwrap();
+        config.check().unwrap();
+        let (said, heard) = watch::channel(Heartbeat::default());
+        let reconciler = Reconciler {
+            site: "site_a".into(),
+            pool_names: BTreeMap::new(),
+            config,
+            state_dir: dir.to_owned(),
+            executor,
+            file: StateFile::new(dir).unwrap(),
+            report_backoff_until: tokio::time::Instant::now(),
+            report_pauses: backoff(),
+            report_batch_max: REPORT_BATCH_MAX,
+            starts_paused: false,
+            said,
+        };
+        (reconciler, heard)
+    }
+
+    fn usage(task: u64) -> UsageReport {
+        UsageReport {
+            job: "job_old".into(),
+            task,
+            attempt: 1,
+            seq: 0,
+            pool: "pool_a".into(),
+            units: 1,
+            wall_ms: 1_000,
+        }
+    }
+
+    fn refusal(status: u16, field: Option<&str>) -> Refused {
+        let body = ErrorBody {
+            error: suanwang_api::ErrorDetail {
+                code: "invalid".into(),
+                message: "no such state".into(),
+                field: field.map(str::to_owned),
+            },
+        };
+        Refused {
+            path: "/v1/sites/site_a/reports".into(),
+            status,
+            text: serde_json::to_string(&body).unwrap(),
+            body: Some(body),
+        }
+    }
+
+    /// A 4xx for a batch: the item it names goes, the rest stay in order;
+    /// naming none, the batch halves until the refused item is alone, and
+    /// then that one goes.
+    #[tokio::test]
+    async fn a_refused_item_leaves_the_outbox_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut reconciler, _) = reconciler(dir.path(), 10, Arc::new(Counting::default()));
+        let mut state = State::default();
+        state.outbox.usage = vec![usage(0), usage(1)];
+        state.outbox.statuses = vec![status(0), status(1), status(2)];
+        let sent = Reports {
+            usage: state.outbox.usage.clone(),
+            statuses: state.outbox.statuses.clone(),
+        };
+        let refused = refusal(422, Some("statuses[1].state"));
+        assert!(!refused.is_about_the_caller());
+        assert!(refused
+            .reason()
+            .contains("422 invalid: statuses[1].state: no such state"));
+        reconciler.refused(&refused, &sent, &mut state).unwrap();
+        assert_eq!(state.outbox.statuses, vec![status(0), status(2)]);
+        assert_eq!(state.outbox.usage, vec![usage(0), usage(1)]);
+        assert_eq!(
+            StateFile::new(dir.path()).unwrap().load().unwrap(),
+            state,
+            "saved"
+        );
+
+        // No item named: nothing dropped, fewer sent next time.
+        let sent = Reports {
+            usage: state.outbox.usage.clone(),
+            statuses: state.outbox.statuses.clone(),
+        };
+        reconciler
+            .refused(&refusal(400, None), &sent, &mut state)
+            .unwrap();
+        assert_eq!(state.outbox.len(), 4);
+        assert_eq!(reconciler.report_batch_max, 2);
+        // Alone, the item is the one refused.
+        let sent = Reports {
+            usage: vec![usage(0)],
+            statuses: Vec::new(),
+        };
+        reconciler
+            .refused(&refusal(413, None), &sent, &mut state)
+            .unwrap();
+        assert_eq!(state.outbox.usage, vec![usage(1)]);
+        assert_eq!(state.outbox.statuses, vec![status(0), status(2)]);
+        // An index past what was sent names nothing of ours.
+        let sent = Reports {
+            usage: Vec::new(),
+            statuses: vec![status(0)],
+        };
+        reconciler
+            .refused(&refusal(422, Some("statuses[5]")), &sent, &mut state)
+            .unwrap();
+        assert_eq!(state.outbox.statuses, vec![status(2)], "the one sent goes");
+
+        // Refusals about the caller are not about the reports.
+        for status in [401, 403, 404, 408, 429] {
+            assert!(refusal(status, None).is_about_the_caller(), "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_pauses_starts_and_drops_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = Arc::new(Counting::default());
+        let (mut reconciler, heard) = reconciler(dir.path(), 2, executor.clone());
+        let mut state = State::default();
+        state.outbox.statuses = vec![status(0), status(1)];
+        let assigned = [assignment(0), assignment(1)];
+
+        // At the cap: nothing starts, nothing is dropped, the heartbeat says so.
+        reconciler.reconcile(&mut state, Some(&assigned)).await;
+        assert_eq!(executor.0.load(Ordering::SeqCst), 0, "started past the cap");
+        assert!(state.attempts.is_empty());
+        assert_eq!(state.outbox.statuses, vec![status(0), status(1)]);
+        let told = heard.borrow().clone();
+        assert_eq!(told.outbox, Some(2));
+        let why = told.starts_paused.expect("the heartbeat says starts pause");
+        assert!(
+            why.contains("outbox full") && why.contains("outbox_max 2"),
+            "{why}"
+        );
+
+        // The server took one: one start, whose `running` report fills the
+        // outbox again, so the second waits.
+        state.outbox.statuses.remove(0);
+        reconciler.reconcile(&mut state, Some(&assigned)).await;
+        assert_eq!(executor.0.load(Ordering::SeqCst), 1);
+        assert_eq!(state.attempts.len(), 1);
+        assert_eq!(state.outbox.len(), 2);
+        reconciler.reconcile(&mut state, Some(&assigned)).await;
+        assert_eq!(executor.0.load(Ordering::SeqCst), 1, "the cap holds");
+        assert!(heard.borrow().starts_paused.is_some());
+
+        // All taken: starts resume, and the heartbeat stops saying paused.
+        state.outbox = crate::state::Outbox::default();
+        reconciler.reconcile(&mut state, Some(&assigned)).await;
+        assert_eq!(executor.0.load(Ordering::SeqCst), 2);
+        reconciler.reconcile(&mut state, Some(&assigned)).await;
+        let told = heard.borrow().clone();
+        assert_eq!(told.starts_paused, None, "{told:?}");
+        assert_eq!(told.outbox, Some(1));
+    }
+
+    #[test]
+    fn names_the_item_of_a_json_path() {
+        assert_eq!(item_of_field("statuses[3].state"), Some(("statuses", 3)));
+        assert_eq!(item_of_field("usage[0]"), Some(("usage", 0)));
+        assert_eq!(item_of_field("statuses"), None);
+        assert_eq!(item_of_field("usage[x]"), None);
+        assert_eq!(item_of_field(""), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        let pauses: Vec<Duration> = backoff().take(12).collect();
+        assert!(
+            pauses[0] >= BACKOFF_MIN && pauses[0] < BACKOFF_MIN * 2,
+            "{pauses:?}"
+        );
+        for pause in &pauses {
+            assert!(*pause < BACKOFF_MAX * 2, "capped (plus jitter): {pauses:?}");
+        }
+        assert!(pauses[11] >= BACKOFF_MAX, "reaches the cap: {pauses:?}");
+        // Two agents that fail together do not retry together.
+        let other: Vec<Duration> = backoff().take(12).collect();
+        assert_ne!(pauses, other, "jittered");
     }
 }

@@ -35,6 +35,12 @@ pub struct SiteConfig {
     /// end only.
     #[serde(default = "usage_interval_default")]
     pub usage_interval_s: u64,
+    /// Reports (statuses and usage records) the outbox holds before the
+    /// agent stops starting new attempts (default 10,000). Reports are never
+    /// dropped for it: attempts already running still queue theirs, and
+    /// starts resume once the server has taken the outbox below the cap.
+    #[serde(default = "outbox_max_default")]
+    pub outbox_max: usize,
     pub pools: Vec<PoolSpec>,
 }
 
@@ -80,6 +86,17 @@ fn usage_interval_default() -> u64 {
     60
 }
 
+/// The default `outbox_max`: about 2 MB of state file, minutes of a busy
+/// site's reports.
+pub const OUTBOX_MAX_DEFAULT: usize = 10_000;
+/// The largest `outbox_max` a site file may set (the whole state file is
+/// rewritten on every change).
+pub const OUTBOX_MAX_LIMIT: usize = 1_000_000;
+
+fn outbox_max_default() -> usize {
+    OUTBOX_MAX_DEFAULT
+}
+
 impl SiteConfig {
     pub fn load(path: &Path) -> anyhow::Result<SiteConfig> {
         let text =
@@ -103,6 +120,11 @@ impl SiteConfig {
         anyhow::ensure!(
             (1..=86_400).contains(&self.usage_interval_s),
             "usage_interval_s: 1 to 86400"
+        );
+        anyhow::ensure!(
+            (1..=OUTBOX_MAX_LIMIT).contains(&self.outbox_max),
+            "outbox_max: 1 to {OUTBOX_MAX_LIMIT}, not {}",
+            self.outbox_max
         );
         if let Some(cpus) = &self.cpus {
             anyhow::ensure!(

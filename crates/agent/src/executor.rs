@@ -87,6 +87,14 @@ pub enum TaskStatus {
         wall_ms: u64,
         output_tail: String,
     },
+    /// Ended, but how cannot be read (e.g. Slurm's record of it is
+    /// unparseable): failed with `reason`, never taken for a success. The
+    /// executor has no wall time either; the agent meters its own measure
+    /// since the start.
+    Unreadable {
+        reason: String,
+        output_tail: String,
+    },
     /// The executor knows nothing of this handle (e.g. lost across a reboot).
     Unknown,
 }

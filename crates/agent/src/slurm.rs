@@ -41,6 +41,13 @@
 //!   TRES, or the per-node GRES request times the nodes; absent from the
 //!   completion log unless slurmdbd tracks `gres/gpu`). `wall_ms` in
 //!   [`TaskStatus::Exited`] is the same elapsed time in milliseconds.
+//! - **No silent defaults.** A record whose exit code, elapsed time, state
+//!   or counts cannot be read (or are missing) is never taken for 0: the
+//!   attempt fails with a reason quoting the text (`ExitCode "x:0" is not
+//!   CODE:SIGNAL`), metered by Slurm's elapsed time when that could be
+//!   read, else by the agent's own clock ([`TaskStatus::Unreadable`]).
+//!   Times are read with `jiff`. The parser is tested on real output of
+//!   Slurm 22.05 (`tests/data/slurm/`) and on garbage.
 //!
 //! Array jobs are not used. The agent starts attempts one by one as
 //! assignments arrive, and each attempt has its own work directory,
@@ -190,7 +197,13 @@ impl SlurmExecutor {
     /// knows it any more.
     pub async fn usage(&self, handle: &Handle) -> Result<Option<SlurmUsage>, ExecutorError> {
         let (job_id, _) = parse_handle(handle)?;
-        Ok(self.record(job_id).await?.map(|record| SlurmUsage {
+        let Some(record) = self.record(job_id).await? else {
+            return Ok(None);
+        };
+        let record = record.map_err(|garbled| {
+            ExecutorError::Invalid(format!("Slurm job {job_id}: {}", garbled.reason))
+        })?;
+        Ok(Some(SlurmUsage {
             job_id: job_id.to_owned(),
             state: record.state,
             elapsed_s: record.elapsed_s,
@@ -364,8 +377,12 @@ impl SlurmExecutor {
             .await
     }
 
-    /// The job's record from the first source that has it.
-    async fn record(&self, job_id: &str) -> Result<Option<JobRecord>, ExecutorError> {
+    /// The job's record from the first source that has it; `Err(Garbled)`
+    /// inside when that source's record cannot be read.
+    async fn record(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<Result<JobRecord, Garbled>>, ExecutorError> {
         let args = [
             "show".to_owned(),
             "job".to_owned(),
@@ -378,7 +395,7 @@ impl SlurmExecutor {
                 return Ok(Some(JobRecord::from_fields(
                     &parse_fields(line),
                     "scontrol",
-                )?));
+                )));
             }
         } else if !is_invalid_job(&output.stderr) {
             return Err(unavailable("scontrol show job", &output));
@@ -408,7 +425,7 @@ impl SlurmExecutor {
                 return Ok(Some(JobRecord::from_fields(
                     &parse_fields(&line),
                     "jobcomp",
-                )?));
+                )));
             }
         }
         Ok(None)
@@ -495,6 +512,15 @@ impl Executor for SlurmExecutor {
         }
         let Some(record) = self.record(job_id).await? else {
             return Ok(TaskStatus::Unknown);
+        };
+        let record = match record {
+            Ok(record) => record,
+            Err(garbled) => {
+                // How the job ended cannot be read: the attempt fails, and
+                // says what Slurm wrote, instead of guessing success.
+                let output_tail = read_tail(Path::new(output_path), OUTPUT_TAIL_BYTES).await;
+                return Ok(garbled.status(job_id, output_tail));
+            }
         };
         if let Some(status) = active_status(&record.state) {
             return Ok(status);
@@ -705,78 +731,149 @@ struct JobRecord {
     source: &'static str,
 }
 
+/// A record whose fields cannot be read: which field, quoting the text.
+/// Never read as a default (an exit code of 0 would be a success).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Garbled {
+    /// E.g. `scontrol: ExitCode "x:0" is not CODE:SIGNAL`.
+    reason: String,
+    /// The elapsed time, when that at least could be read.
+    elapsed_s: Option<u64>,
+}
+
+impl Garbled {
+    /// The attempt fails with the reason. Its wall time is Slurm's when
+    /// that could be read, else the agent's own measure since the start
+    /// ([`TaskStatus::Unreadable`]).
+    fn status(self, job_id: &str, output_tail: String) -> TaskStatus {
+        let reason = format!("unreadable Slurm record of job {job_id}: {}", self.reason);
+        match self.elapsed_s {
+            Some(elapsed_s) => TaskStatus::Failed {
+                reason,
+                wall_ms: elapsed_s.saturating_mul(1000),
+                output_tail,
+            },
+            None => TaskStatus::Unreadable {
+                reason,
+                output_tail,
+            },
+        }
+    }
+}
+
+/// Reads a count such as `NumCPUs=4`; absent gives `absent`, text that is
+/// not a count is an error quoting it.
+fn count_field(value: Option<&str>, name: &str, absent: u64) -> Result<u64, String> {
+    match value {
+        None => Ok(absent),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} {text:?} is not a count")),
+    }
+}
+
 impl JobRecord {
     /// From `key=value` fields of `scontrol show job -o` or the jobcomp log.
+    /// A field that is there but cannot be read, or no state, exit code or
+    /// elapsed time at all: `Garbled`, quoting the text.
     fn from_fields(
         fields: &BTreeMap<String, String>,
         source: &'static str,
-    ) -> Result<Self, ExecutorError> {
+    ) -> Result<Self, Garbled> {
         let get = |key: &str| fields.get(key).map(String::as_str);
-        let state = get("JobState")
-            .and_then(|s| s.split_whitespace().next())
-            .ok_or_else(|| ExecutorError::Unavailable(format!("{source}: no JobState")))?
-            .to_owned();
-        let (exit_code, signal) = parse_exit_code(get("ExitCode").unwrap_or("0:0"));
-        let elapsed_s = match get("RunTime").and_then(parse_duration_s) {
-            Some(s) => s,
-            None => match (
-                get("StartTime").and_then(parse_timestamp_s),
-                get("EndTime").and_then(parse_timestamp_s),
-            ) {
-                (Some(start), Some(end)) => end.saturating_sub(start).max(0).unsigned_abs(),
-                _ => 0,
+        let garbled = |reason: String, elapsed_s: Option<u64>| Garbled {
+            reason: format!("{source}: {reason}"),
+            elapsed_s,
+        };
+        let Some(state) = get("JobState").and_then(|s| s.split_whitespace().next()) else {
+            return Err(garbled("no JobState".to_owned(), None));
+        };
+        let elapsed_s = match get("RunTime") {
+            Some(text) => parse_duration_s(text)
+                .ok_or_else(|| format!("RunTime {text:?} is not [D-]HH:MM:SS")),
+            None => match (get("StartTime"), get("EndTime")) {
+                (Some(start), Some(end)) => elapsed_between(start, end),
+                _ => Err("no RunTime, nor StartTime and EndTime".to_owned()),
             },
         };
-        let nodes = get("NumNodes")
-            .or(get("NodeCnt"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
-        let cpus = get("NumCPUs")
-            .or(get("ProcCnt"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let tres = get("AllocTRES")
-            .or(get("TRES"))
-            .or(get("Tres"))
-            .unwrap_or("");
-        let gpus = tres_gpus(tres)
-            .or_else(|| get("TresPerNode").and_then(gres_gpus).map(|g| g * nodes))
-            .or_else(|| get("TresPerJob").and_then(gres_gpus))
-            .or(if source == "scontrol" { Some(0) } else { None });
-        let reason = get("Reason")
-            .filter(|r| !r.is_empty() && *r != "None")
-            .map(str::to_owned);
-        Ok(Self {
-            state,
-            exit_code,
-            signal,
-            elapsed_s,
-            cpus,
-            nodes,
-            gpus,
-            reason,
-            source,
-        })
+        let elapsed_s = match elapsed_s {
+            Ok(s) => s,
+            Err(reason) => return Err(garbled(reason, None)),
+        };
+        let read = || -> Result<Self, String> {
+            let (exit_code, signal) = match get("ExitCode") {
+                Some(text) => parse_exit_code(text)?,
+                None => return Err("no ExitCode".to_owned()),
+            };
+            let nodes_text = get("NumNodes").or(get("NodeCnt"));
+            let nodes = count_field(nodes_text, "NumNodes", 1)?;
+            let cpus = count_field(get("NumCPUs").or(get("ProcCnt")), "NumCPUs", 0)?;
+            let tres = get("AllocTRES")
+                .or(get("TRES"))
+                .or(get("Tres"))
+                .unwrap_or("");
+            let gpus = tres_gpus(tres)?
+                .or_else(|| get("TresPerNode").and_then(gres_gpus).map(|g| g * nodes))
+                .or_else(|| get("TresPerJob").and_then(gres_gpus))
+                .or(if source == "scontrol" { Some(0) } else { None });
+            let reason = get("Reason")
+                .filter(|r| !r.is_empty() && *r != "None")
+                .map(str::to_owned);
+            Ok(Self {
+                state: state.to_owned(),
+                exit_code,
+                signal,
+                elapsed_s,
+                cpus,
+                nodes,
+                gpus,
+                reason,
+                source,
+            })
+        };
+        read().map_err(|reason| garbled(reason, Some(elapsed_s)))
     }
 
-    /// From one line of `sacct -n -P -o State,ExitCode,ElapsedRaw,AllocCPUS,NNodes,AllocTRES`.
-    fn from_sacct(line: &str) -> Option<Self> {
+    /// From one line of `sacct -n -P -o State,ExitCode,ElapsedRaw,AllocCPUS,NNodes,AllocTRES`;
+    /// none for a line that is not a record (not six fields).
+    fn from_sacct(line: &str) -> Option<Result<Self, Garbled>> {
         let fields: Vec<&str> = line.split('|').collect();
         let [state, exit_code, elapsed, cpus, nodes, tres] = fields.as_slice() else {
             return None;
         };
-        let (exit_code, signal) = parse_exit_code(exit_code);
-        Some(Self {
-            state: state.split_whitespace().next()?.to_owned(),
-            exit_code,
-            signal,
-            elapsed_s: elapsed.parse().unwrap_or(0),
-            cpus: cpus.parse().unwrap_or(0),
-            nodes: nodes.parse().unwrap_or(1),
-            gpus: tres_gpus(tres),
-            reason: None,
-            source: "sacct",
-        })
+        let garbled = |reason: String, elapsed_s: Option<u64>| Garbled {
+            reason: format!("sacct: {reason} in {line:?}"),
+            elapsed_s,
+        };
+        let elapsed_s = match elapsed.trim().parse::<u64>() {
+            Ok(s) => s,
+            Err(_) => {
+                return Some(Err(garbled(
+                    format!("ElapsedRaw {elapsed:?} is not a number of seconds"),
+                    None,
+                )))
+            }
+        };
+        let read = || -> Result<Self, String> {
+            let state = state
+                .split_whitespace()
+                .next()
+                .ok_or_else(|| format!("State {state:?} is empty"))?;
+            let (exit_code, signal) = parse_exit_code(exit_code)?;
+            Ok(Self {
+                state: state.to_owned(),
+                exit_code,
+                signal,
+                elapsed_s,
+                cpus: count_field(Some(cpus), "AllocCPUS", 0)?,
+                nodes: count_field(Some(nodes), "NNodes", 1)?,
+                gpus: tres_gpus(tres)?,
+                reason: None,
+                source: "sacct",
+            })
+        };
+        Some(read().map_err(|reason| garbled(reason, Some(elapsed_s))))
     }
 
     /// The ended job as a task status: `Exited` when the script itself
@@ -860,13 +957,13 @@ fn parse_config(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `3:0` → (3, 0): the exit code and the signal that ended the job.
-fn parse_exit_code(text: &str) -> (i32, i32) {
-    let (code, signal) = text.split_once(':').unwrap_or((text, "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        signal.trim().parse().unwrap_or(0),
-    )
+/// `3:0` → (3, 0): the exit code and the signal that ended the job. Both
+/// parts are required: anything else is an error quoting the text.
+fn parse_exit_code(text: &str) -> Result<(i32, i32), String> {
+    let parsed = text
+        .split_once(':')
+        .and_then(|(code, signal)| Some((code.trim().parse().ok()?, signal.trim().parse().ok()?)));
+    parsed.ok_or_else(|| format!("ExitCode {text:?} is not CODE:SIGNAL"))
 }
 
 /// `[D-]HH:MM:SS`, `MM:SS` → seconds.
@@ -881,37 +978,39 @@ fn parse_duration_s(text: &str) -> Option<u64> {
             .checked_mul(60)?
             .checked_add(part.parse::<u64>().ok()?)?;
     }
-    Some(days * 86_400 + seconds)
+    days.checked_mul(86_400)?.checked_add(seconds)
 }
 
-/// `2026-11-27T20:55:00` (slurmctld's local time) → seconds since the
-/// epoch of that calendar; only differences of two such values are used.
-fn parse_timestamp_s(text: &str) -> Option<i64> {
-    let (date, time) = text.split_once('T')?;
-    let mut date = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (date.next()??, date.next()??, date.next()??);
-    let mut time = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (hh, mm, ss) = (time.next()??, time.next()??, time.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+/// Whole seconds from `StartTime` to `EndTime`, both `2026-11-27T20:55:00`
+/// in slurmctld's local time (read as civil times: a daylight-saving change
+/// in between is not seen). An end before the start, or a time that cannot
+/// be read, is an error quoting them.
+fn elapsed_between(start: &str, end: &str) -> Result<u64, String> {
+    let time = |name: &str, text: &str| {
+        text.parse::<jiff::civil::DateTime>()
+            .map_err(|_| format!("{name} {text:?} is not a date and time"))
+    };
+    let seconds = time("EndTime", end)?
+        .duration_since(time("StartTime", start)?)
+        .as_secs();
+    u64::try_from(seconds).map_err(|_| format!("EndTime {end:?} is before StartTime {start:?}"))
 }
 
 /// GPUs in a TRES list such as `cpu=2,node=1,gres/gpu=2` (or
 /// `gres/gpu:a100=2`, counted under `gres/gpu` too).
-fn tres_gpus(tres: &str) -> Option<u64> {
-    tres.split(',')
+/// Absent: none; a count that cannot be read: an error quoting it.
+fn tres_gpus(tres: &str) -> Result<Option<u64>, String> {
+    match tres
+        .split(',')
         .filter_map(|item| item.split_once('='))
         .find(|(name, _)| *name == "gres/gpu")
-        .and_then(|(_, count)| count.parse().ok())
+    {
+        None => Ok(None),
+        Some((_, count)) => count
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("gres/gpu {count:?} is not a count in TRES {tres:?}")),
+    }
 }
 
 /// GPUs in a GRES request such as `gres:gpu:2`, `gres/gpu:a100:2` or
@@ -1064,16 +1163,214 @@ mod tests {
     fn parses_sacct_lines() {
         let record =
             JobRecord::from_sacct("CANCELLED by 0|0:15|12|2|1|billing=2,cpu=2,gres/gpu=1,node=1")
+                .unwrap()
                 .unwrap();
         assert_eq!(
             (record.state.as_str(), record.elapsed_s, record.gpus),
             ("CANCELLED", 12, Some(1))
         );
-        let record = JobRecord::from_sacct("TIMEOUT|0:0|60|1|1|cpu=1").unwrap();
+        let record = JobRecord::from_sacct("TIMEOUT|0:0|60|1|1|cpu=1")
+            .unwrap()
+            .unwrap();
         assert!(matches!(
             record.status(String::new()),
             TaskStatus::Failed { .. }
         ));
+    }
+
+    /// Real `scontrol show job -o` and jobcomp lines (tests/data/slurm):
+    /// a success, exit 3, a cancel by signal 15, a cancel while pending.
+    #[test]
+    fn reads_real_slurm_records() {
+        let scontrol = include_str!("../tests/data/slurm/scontrol-show-job.txt");
+        let jobcomp = include_str!("../tests/data/slurm/jobcomp.txt");
+        let read = |text: &str, source: &'static str| -> BTreeMap<String, JobRecord> {
+            text.lines()
+                .map(|line| {
+                    let fields = parse_fields(line);
+                    let record = JobRecord::from_fields(&fields, source)
+                        .unwrap_or_else(|garbled| panic!("{line}: {garbled:?}"));
+                    (fields["JobId"].clone(), record)
+                })
+                .collect()
+        };
+        for records in [read(scontrol, "scontrol"), read(jobcomp, "jobcomp")] {
+            assert_eq!(records.len(), 4);
+            let ok = &records["1"];
+            assert_eq!(
+                (ok.state.as_str(), ok.exit_code, ok.signal),
+                ("COMPLETED", 0, 0)
+            );
+            assert!(matches!(
+                ok.status(String::new()),
+                TaskStatus::Exited { code: 0, .. }
+            ));
+            let three = &records["2"];
+            assert!(matches!(
+                three.status(String::new()),
+                TaskStatus::Exited {
+                    code: 3,
+                    wall_ms: 0,
+                    ..
+                }
+            ));
+            let cancelled = &records["3"];
+            assert_eq!(cancelled.elapsed_s, 2, "{cancelled:?}");
+            let TaskStatus::Failed {
+                reason, wall_ms, ..
+            } = cancelled.status(String::new())
+            else {
+                panic!("cancelled is not failed: {cancelled:?}")
+            };
+            assert!(reason.starts_with("CANCELLED"), "{reason}");
+            assert_eq!(wall_ms, 2_000);
+            let pending = &records["4"];
+            assert_eq!(
+                (pending.state.as_str(), pending.elapsed_s),
+                ("CANCELLED", 0)
+            );
+        }
+        // slurmctld knows the signal; the completion log does not.
+        assert_eq!(read(scontrol, "scontrol")["3"].signal, 15);
+        assert_eq!(read(scontrol, "scontrol")["1"].cpus, 1);
+        // Without slurmdbd, sacct prints no record line at all.
+        let sacct = include_str!("../tests/data/slurm/sacct-without-slurmdbd.txt");
+        assert!(sacct
+            .lines()
+            .all(|line| JobRecord::from_sacct(line).is_none()));
+    }
+
+    /// Garbage in a real record is never read as 0: the attempt fails with
+    /// a reason quoting the text.
+    #[test]
+    fn garbled_records_fail_the_attempt() {
+        let real = include_str!("../tests/data/slurm/scontrol-show-job.txt")
+            .lines()
+            .next()
+            .unwrap();
+        let garble = |field: &str, value: &str| -> Garbled {
+            let mut fields = parse_fields(real);
+            match value {
+                "" => fields.remove(field),
+                _ => fields.insert(field.to_owned(), value.to_owned()),
+            };
+            JobRecord::from_fields(&fields, "scontrol").expect_err(&format!("{field}={value}"))
+        };
+        let cases = [
+            (
+                "ExitCode",
+                "x:0",
+                r#"ExitCode "x:0" is not CODE:SIGNAL"#,
+                Some(0),
+            ),
+            (
+                "ExitCode",
+                "1",
+                r#"ExitCode "1" is not CODE:SIGNAL"#,
+                Some(0),
+            ),
+            ("ExitCode", "", "no ExitCode", Some(0)),
+            (
+                "RunTime",
+                "soon",
+                r#"RunTime "soon" is not [D-]HH:MM:SS"#,
+                None,
+            ),
+            (
+                "NumCPUs",
+                "four",
+                r#"NumCPUs "four" is not a count"#,
+                Some(0),
+            ),
+            (
+                "TRES",
+                "cpu=1,gres/gpu=lots",
+                r#"gres/gpu "lots" is not a count"#,
+                Some(0),
+            ),
+            ("JobState", "", "no JobState", None),
+        ];
+        for (field, value, expect, elapsed_s) in cases {
+            let garbled = garble(field, value);
+            assert!(
+                garbled.reason.starts_with("scontrol: ") && garbled.reason.contains(expect),
+                "{field}={value}: {garbled:?}"
+            );
+            assert_eq!(garbled.elapsed_s, elapsed_s, "{field}={value}");
+        }
+        // Without RunTime (the completion log), from StartTime and EndTime.
+        let mut fields = parse_fields(real);
+        fields.remove("RunTime");
+        fields.insert("EndTime".into(), "2026-12-01T21:27:17.5".into());
+        assert_eq!(
+            JobRecord::from_fields(&fields, "jobcomp")
+                .unwrap()
+                .elapsed_s,
+            0
+        );
+        fields.insert("EndTime".into(), "yesterday".into());
+        let garbled = JobRecord::from_fields(&fields, "jobcomp").unwrap_err();
+        assert!(
+            garbled
+                .reason
+                .contains(r#"EndTime "yesterday" is not a date and time"#),
+            "{garbled:?}"
+        );
+        fields.insert("EndTime".into(), "2026-12-01T21:27:16".into());
+        let garbled = JobRecord::from_fields(&fields, "jobcomp").unwrap_err();
+        assert!(
+            garbled.reason.contains("is before StartTime"),
+            "{garbled:?}"
+        );
+
+        // sacct lines: the garbled field, quoted with its line.
+        for (line, expect) in [
+            (
+                "COMPLETED|zero|5|1|1|cpu=1",
+                r#"ExitCode "zero" is not CODE:SIGNAL"#,
+            ),
+            (
+                "COMPLETED|0:0|5s|1|1|cpu=1",
+                r#"ElapsedRaw "5s" is not a number"#,
+            ),
+            (
+                "COMPLETED|0:0|5|1|one|cpu=1",
+                r#"NNodes "one" is not a count"#,
+            ),
+            ("|0:0|5|1|1|cpu=1", r#"State "" is empty"#),
+        ] {
+            let garbled = JobRecord::from_sacct(line).unwrap().unwrap_err();
+            assert!(
+                garbled.reason.contains(expect) && garbled.reason.contains(line),
+                "{line}: {garbled:?}"
+            );
+        }
+        assert!(
+            JobRecord::from_sacct("garbage").is_none(),
+            "not a record line"
+        );
+
+        // As a status: failed, never a success; Slurm's wall time when it
+        // could be read, else the agent measures (`Unreadable`).
+        let status = garble("ExitCode", "x:0").status("1", "out".into());
+        let TaskStatus::Failed {
+            reason,
+            wall_ms: 0,
+            output_tail,
+        } = status
+        else {
+            panic!("not failed: {status:?}")
+        };
+        assert!(
+            reason.contains(r#"unreadable Slurm record of job 1: scontrol: ExitCode "x:0""#),
+            "{reason}"
+        );
+        assert_eq!(output_tail, "out");
+        let status = garble("RunTime", "soon").status("1", String::new());
+        assert!(
+            matches!(&status, TaskStatus::Unreadable { reason, .. } if reason.contains(r#"RunTime "soon""#)),
+            "{status:?}"
+        );
     }
 
     #[test]

@@ -49,6 +49,17 @@ pub struct Outbox {
     pub usage: Vec<UsageReport>,
 }
 
+impl Outbox {
+    /// Reports waiting: statuses and usage records.
+    pub fn len(&self) -> usize {
+        self.statuses.len() + self.usage.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.statuses.is_empty() && self.usage.is_empty()
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     #[serde(with = "attempts")]

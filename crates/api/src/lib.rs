@@ -13,6 +13,67 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// The schema's rule for names (`core::spec::check_name`): 1 to 128
+/// characters, no control characters, not only spaces.
+pub const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+/// The rule for ids that people choose (`core::topology::check_id`):
+/// regions, pools, chip families.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,128}$";
+
+/// A job's kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Independent tasks.
+    #[default]
+    Batch,
+    /// All tasks together in one pool, or none.
+    Gang,
+    /// Replicas that stay up.
+    Service,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Batch => "batch",
+            JobKind::Gang => "gang",
+            JobKind::Service => "service",
+        }
+    }
+}
+
+/// What a unit of a pool is: a core, an accelerator or a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceKind {
+    Cpu,
+    Gpu,
+    Hpc,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Cpu => "cpu",
+            ResourceKind::Gpu => "gpu",
+            ResourceKind::Hpc => "hpc",
+        }
+    }
+}
+
+/// The state a site reports for an attempt. `StatusReport::state` and
+/// `PoolSpec::kind` are still strings on the Rust side (checked by the
+/// server, naming the field), so that agents and site files keep building;
+/// the schema gives their values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
 /// Media type and header names the API relies on.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
@@ -39,6 +100,11 @@ pub struct ErrorDetail {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePrincipal {
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 
@@ -69,7 +135,13 @@ pub struct WhoAmI {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// Default `api`.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
 }
 
@@ -93,9 +165,12 @@ pub struct TokenView {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RegionSpec {
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub id: String,
     pub name: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub lat_deg: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub lon_deg: f64,
 }
 
@@ -103,9 +178,16 @@ pub struct RegionSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TopologySpec {
+    /// Unique ids.
+    #[schema(min_items = 1, max_items = 4096)]
     pub regions: Vec<RegionSpec>,
+    /// One row per region, one column per region; numbers >= 0.
+    #[schema(min_items = 1, max_items = 4096)]
     pub latency_ms: Vec<Vec<f64>>,
+    /// One row per region, one column per region; numbers >= 0.
+    #[schema(min_items = 1, max_items = 4096)]
     pub transfer_yuan_per_gb: Vec<Vec<f64>>,
+    #[schema(minimum = 0)]
     pub carbon_yuan_per_kg: f64,
 }
 
@@ -115,7 +197,14 @@ pub struct TopologySpec {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSite {
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
+    /// A region of the topology.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub region: String,
 }
 
@@ -134,20 +223,30 @@ pub struct SiteCreated {
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
     /// Unique within the site.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub name: String,
     /// `cpu`, `gpu` or `hpc`.
+    #[schema(value_type = ResourceKind)]
     pub kind: String,
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub family: String,
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub device_model: String,
     /// Units: cores, accelerators or nodes.
+    #[schema(maximum = 10_000_000)]
     pub capacity: u64,
+    /// Kept to the micro-yuan (rounded to nearest).
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub price_yuan_per_unit_hour: f64,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000)]
     pub power_kw_per_unit: f64,
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 10)]
     pub pue: f64,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 10)]
     pub grid_kg_co2_per_kwh: f64,
 }
 
@@ -158,6 +257,8 @@ fn one() -> f64 {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPools {
+    /// Names unique.
+    #[schema(max_items = 256)]
     pub pools: Vec<PoolSpec>,
 }
 
@@ -189,6 +290,21 @@ pub struct Lease {
     pub ttl_s: u64,
 }
 
+/// What an agent says with its heartbeat. The body is optional: an empty
+/// `POST /v1/sites/{id}/heartbeat` is a plain heartbeat, and a server that
+/// predates this type ignores it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// Reports waiting in the agent's outbox for the server.
+    #[serde(default)]
+    pub outbox: Option<u64>,
+    /// Set while the agent starts no new attempts, saying why (its outbox
+    /// reached the site file's `outbox_max`); absent when it starts them.
+    #[serde(default)]
+    pub starts_paused: Option<String>,
+}
+
 // ---------------------------------------------------------------------------
 // Jobs.
 
@@ -196,39 +312,56 @@ pub struct Lease {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// `batch` (independent tasks), `gang` (all tasks together in one pool)
     /// or `service` (replicas that stay up).
-    #[serde(default = "batch")]
-    pub kind: String,
+    #[serde(default)]
+    pub kind: JobKind,
+    #[schema(minimum = 1, maximum = 100_000)]
     pub tasks: u64,
     pub resources: ResourcesSpec,
     pub run: RunSpec,
     /// Estimated run time of one task.
+    #[schema(exclusive_minimum = 0, maximum = 10_000)]
     pub hours: f64,
-    /// Most the tenant pays, yuan per unit-hour.
+    /// Most the tenant pays, yuan per unit-hour; kept to the micro-yuan
+    /// (rounded to nearest).
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub bid_yuan_per_unit_hour: f64,
-    /// Region the job's users are in.
+    /// Region the job's users are in: a region of the topology.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub origin: String,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub latency_ms_max: Option<f64>,
-    /// Where the input data lives; defaults to the origin.
+    /// Where the input data lives (a region of the topology); defaults to
+    /// the origin.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub data_region: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub data_gb: f64,
+    /// Regions of the topology the job may run in; absent: anywhere.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 4096)]
     pub allowed_regions: Option<Vec<String>>,
-    /// RFC 3339, e.g. `2026-12-01T00:00:00Z`.
+    /// When every task must have finished: RFC 3339 with an offset, e.g.
+    /// `2026-12-01T08:00:00+08:00`. A task is started only while
+    /// `now + hours <= deadline`; one still waiting after that fails with
+    /// the reason `deadline`. Refused (422) if already out of reach.
     #[serde(default)]
+    #[schema(format = DateTime, max_length = 64)]
     pub deadline: Option<String>,
     /// How many times a failed or lost task runs again.
     #[serde(default = "retries_default")]
+    #[schema(maximum = 100)]
     pub retries: u32,
-}
-
-fn batch() -> String {
-    "batch".to_owned()
 }
 
 fn retries_default() -> u32 {
@@ -239,13 +372,16 @@ fn retries_default() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct ResourcesSpec {
     /// `cpu`, `gpu` or `hpc`.
-    pub kind: String,
+    pub kind: ResourceKind,
     #[serde(default = "one_u64")]
+    #[schema(minimum = 1, maximum = 100_000)]
     pub units: u64,
     /// Acceptable chip families; empty means any.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub families: Vec<String>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub memory_gib: f64,
 }
 
@@ -256,13 +392,20 @@ fn one_u64() -> u64 {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
+    /// Without NUL.
+    #[schema(min_length = 1, max_length = 4096, pattern = "^[^\\u0000]*$")]
     pub command: String,
+    /// Each at most 4,096 characters, without NUL.
     #[serde(default)]
+    #[schema(max_items = 256)]
     pub args: Vec<String>,
+    /// Names of letters, digits and `_`, not starting with a digit nor
+    /// with `SUANWANG_`; values at most 4,096 characters without NUL.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// The batch script for Slurm sites; other executors run `command`.
     #[serde(default)]
+    #[schema(max_length = 65_536)]
     pub slurm_script: Option<String>,
 }
 
@@ -297,6 +440,22 @@ pub struct TaskView {
     pub site: Option<String>,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
+    /// The name and region of `site`, and the name of `pool`, for people;
+    /// absent while the task has no site.
+    #[serde(default)]
+    pub site_name: Option<String>,
+    #[serde(default)]
+    pub site_region: Option<String>,
+    #[serde(default)]
+    pub pool_name: Option<String>,
+}
+
+/// One page of a job's tasks, in index order.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -306,6 +465,14 @@ pub struct EventView {
     pub task: Option<u64>,
     pub kind: String,
     pub detail: String,
+}
+
+/// One page of a job's events, in `seq` order.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -350,9 +517,12 @@ pub struct Assignments {
 #[serde(deny_unknown_fields)]
 pub struct StatusReport {
     pub job: String,
+    #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub task: u64,
+    #[schema(format = Int64, maximum = 4_294_967_295_i64)]
     pub attempt: u32,
     /// `running`, `succeeded` or `failed`.
+    #[schema(value_type = ReportState)]
     pub state: String,
     #[serde(default)]
     pub exit_code: Option<i32>,
@@ -369,20 +539,28 @@ pub struct StatusReport {
 #[serde(deny_unknown_fields)]
 pub struct UsageReport {
     pub job: String,
+    #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub task: u64,
+    #[schema(format = Int64, maximum = 4_294_967_295_i64)]
     pub attempt: u32,
+    #[schema(format = Int64, maximum = 4_294_967_295_i64)]
     pub seq: u32,
     pub pool: String,
+    #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub units: u64,
+    #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub wall_ms: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reports {
+    /// At most 10,000 items in all, statuses and usage together.
     #[serde(default)]
+    #[schema(max_items = 10_000)]
     pub statuses: Vec<StatusReport>,
     #[serde(default)]
+    #[schema(max_items = 10_000)]
     pub usage: Vec<UsageReport>,
 }
 
@@ -423,6 +601,23 @@ pub struct UsageView {
     pub scu_rated: bool,
     /// The catalogue version the record was rated with.
     pub catalogue_version: String,
+    /// The name and region of `site`, and the name of `pool`, for people.
+    #[serde(default)]
+    pub site_name: Option<String>,
+    #[serde(default)]
+    pub site_region: Option<String>,
+    #[serde(default)]
+    pub pool_name: Option<String>,
+}
+
+/// One page of a job's usage records, in the order (task, attempt, seq,
+/// site).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UsagePage {
+    pub usage: Vec<UsageView>,
+    /// Pass as `after` for the next page (`TASK-ATTEMPT-SEQ-SITE`); absent
+    /// on the last page.
+    pub next: Option<String>,
 }
 
 /// A job's id and state, e.g. the answer to a cancel.

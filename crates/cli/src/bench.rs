@@ -26,8 +26,10 @@ pub struct BenchArgs {
     /// Problem files to run as well (e.g. the examples of the format).
     #[arg(long = "problem")]
     problems: Vec<PathBuf>,
+    /// Solves of each instance; the fastest counts.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
+    /// Seed of the generated sizes.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Where generated problems and solutions are written.
@@ -118,10 +120,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
             market.peak_memory_bytes.unwrap_or(0) as f64 / (1024.0 * 1024.0),
         );
         debug_assert!(market.placed_tasks <= market.total_tasks);
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("done: {name}");
-        }
+        crate::out::warn(format!("done: {name}"));
     }
     let mut stdout = std::io::stdout().lock();
     std::io::Write::write_all(&mut stdout, table.as_bytes())?;

@@ -26,6 +26,7 @@ use suanwang_server::{Database, Settings};
 use suanwang_store::{Audit, NewJob, PoolRow, PrincipalRow, Role, SiteRow};
 
 use crate::exit;
+use crate::out::say;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -39,8 +40,10 @@ pub enum BenchCommand {
 
 #[derive(Debug, Args)]
 pub struct AgentBenchArgs {
+    /// Tasks to run, one core each.
     #[arg(long, default_value_t = 1_000)]
     tasks: u64,
+    /// Where the database, the agent's state and the report are written.
     #[arg(long, default_value = "bench-out")]
     work_dir: PathBuf,
 }
@@ -50,10 +53,13 @@ pub struct SubmitArgs {
     /// sqlite (a fresh file under --work-dir) or a postgres:// URL.
     #[arg(long, default_value = "sqlite")]
     db: String,
+    /// Concurrent clients, each submitting one job after another.
     #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// How long to submit.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Where the database and the report are written.
     #[arg(long, default_value = "bench-out")]
     work_dir: PathBuf,
 }
@@ -63,23 +69,21 @@ pub struct RoundArgs {
     /// sqlite (a fresh file under --work-dir) or a postgres:// URL of an empty database.
     #[arg(long, default_value = "sqlite")]
     db: String,
+    /// Pools offered in the round.
     #[arg(long, default_value_t = 1_000)]
     pools: usize,
+    /// Waiting tasks in the round.
     #[arg(long, default_value_t = 100_000)]
     tasks: u64,
+    /// Seed of the generated jobs and pools.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Rounds run: the first places every task, later ones find nothing new.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
+    /// Where the database and the report are written.
     #[arg(long, default_value = "bench-out")]
     work_dir: PathBuf,
-}
-
-fn say(text: impl AsRef<str>) {
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{}", text.as_ref());
-    }
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<u8> {
@@ -145,10 +149,10 @@ fn spawn_server(db: &str, work_dir: &std::path::Path, operator: &str) -> anyhow:
 fn hello() -> JobSpec {
     JobSpec {
         name: "hello".into(),
-        kind: "batch".into(),
+        kind: suanwang_api::JobKind::Batch,
         tasks: 4,
         resources: ResourcesSpec {
-            kind: "cpu".into(),
+            kind: suanwang_api::ResourceKind::Cpu,
             units: 1,
             families: vec![],
             memory_gib: 0.0,
@@ -409,10 +413,18 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
         let region = |i: usize| problem.regions[i].id.clone();
         let spec = JobSpec {
             name: class.id.clone(),
-            kind: if class.gang { "gang" } else { "batch" }.into(),
+            kind: if class.gang {
+                suanwang_api::JobKind::Gang
+            } else {
+                suanwang_api::JobKind::Batch
+            },
             tasks: count,
             resources: ResourcesSpec {
-                kind: class.kind.as_str().into(),
+                kind: match class.kind {
+                    suanwang_place::Kind::Cpu => suanwang_api::ResourceKind::Cpu,
+                    suanwang_place::Kind::Gpu => suanwang_api::ResourceKind::Gpu,
+                    suanwang_place::Kind::Hpc => suanwang_api::ResourceKind::Hpc,
+                },
                 units: class.units,
                 families: class
                     .families
@@ -554,6 +566,7 @@ async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
         cgroup: Default::default(),
         stop_grace_s: 1,
         usage_interval_s: 60,
+        outbox_max: suanwang_agent::config::OUTBOX_MAX_DEFAULT,
         pools: vec![PoolSpec {
             name: "cpu".into(),
             kind: "cpu".into(),
@@ -628,13 +641,22 @@ async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let usage: Vec<suanwang_api::UsageView> = http
-        .get(format!("{url}/v1/jobs/{id}/usage"))
-        .bearer_auth(&tenant_token)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let mut usage: Vec<suanwang_api::UsageView> = Vec::new();
+    let mut path = format!("{url}/v1/jobs/{id}/usage");
+    loop {
+        let page: suanwang_api::UsagePage = http
+            .get(&path)
+            .bearer_auth(&tenant_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        usage.extend(page.usage);
+        match page.next {
+            Some(next) => path = format!("{url}/v1/jobs/{id}/usage?after={next}"),
+            None => break,
+        }
+    }
     anyhow::ensure!(
         usage.len() as u64 == args.tasks,
         "{} usage records for {} tasks",

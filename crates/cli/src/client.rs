@@ -15,9 +15,23 @@ use suanwang_api::ErrorBody;
 
 use crate::exit;
 
-/// Attempts of one request when the server cannot be reached; each retry
-/// waits twice as long as the one before.
-pub const ATTEMPTS_MAX: u32 = 4;
+/// Attempts of one request when the server cannot be reached.
+pub const ATTEMPTS_MAX: usize = 4;
+/// The first pause before a retry; later ones double, up to `max`.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
+
+/// The CLI's one retry policy: pauses from [`BACKOFF_MIN`] doubling to
+/// `max`, each plus a random jitter of up to as much again, so clients that
+/// failed together do not all come back at the same instant. Unbounded;
+/// callers set `with_max_times`.
+pub fn backoff(max: Duration) -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(BACKOFF_MIN)
+        .with_max_delay(max)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+}
 
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,10 +172,15 @@ impl Client {
         body: Option<&serde_json::Value>,
         idempotency_key: Option<&str>,
     ) -> Result<String, ClientError> {
+        use backon::Retryable as _;
+
         let url = format!("{}{path}", self.base);
-        let mut pause = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
+        // Only a request that never arrived, a GET, or one with an
+        // idempotency key may be sent again.
+        let resendable = |error: &Unreached| {
+            error.0.is_connect() || idempotency_key.is_some() || method == reqwest::Method::GET
+        };
+        let once = || async {
             let mut request = self.http.request(method.clone(), &url);
             if !self.token.is_empty() {
                 request = request.bearer_auth(&self.token);
@@ -172,38 +191,46 @@ impl Client {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let text = response.text().await.map_err(|error| ClientError {
-                        code: exit::UNAVAILABLE,
-                        message: format!("reading the answer of {url}: {error}"),
-                    })?;
-                    if status.is_success() {
-                        return Ok(text);
-                    }
-                    return Err(api_error(status, &text));
-                }
-                Err(error) => {
-                    let safe = error.is_connect()
-                        || idempotency_key.is_some()
-                        || method == reqwest::Method::GET;
-                    if !safe || attempt >= ATTEMPTS_MAX {
-                        return Err(ClientError {
-                            code: exit::UNAVAILABLE,
-                            message: format!("cannot reach {url}: {error}"),
-                        });
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                    attempt += 1;
-                }
-            }
+            request.send().await.map_err(Unreached)
+        };
+        let response = once
+            .retry(backoff(Duration::from_secs(2)).with_max_times(ATTEMPTS_MAX - 1))
+            .sleep(tokio::time::sleep)
+            .when(resendable)
+            .await
+            .map_err(|Unreached(error)| ClientError {
+                code: exit::UNAVAILABLE,
+                message: format!("cannot reach {url}: {error}"),
+            })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|error| ClientError {
+            code: exit::UNAVAILABLE,
+            message: format!("reading the answer of {url}: {error}"),
+        })?;
+        if status.is_success() {
+            return Ok(text);
         }
+        Err(api_error(status, &text))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.send(reqwest::Method::GET, path, None, None).await
+    }
+
+    /// Every item of a paged list at `path` (no query string of its own):
+    /// page after page, each asked `after` the previous page's `next`,
+    /// until a page has none.
+    pub async fn get_all<P: Page>(&self, path: &str) -> Result<Vec<P::Item>, ClientError> {
+        let mut items = Vec::new();
+        let mut page: P = self.get(path).await?;
+        loop {
+            let (more, next) = page.split();
+            items.extend(more);
+            let Some(next) = next else {
+                return Ok(items);
+            };
+            page = self.get(&format!("{path}?after={next}")).await?;
+        }
     }
 
     pub async fn post<T: DeserializeOwned>(
@@ -215,6 +242,44 @@ impl Client {
             .await
     }
 }
+
+/// A page of a list: its items, and the cursor of the next page.
+pub trait Page: DeserializeOwned {
+    type Item;
+    fn split(self) -> (Vec<Self::Item>, Option<String>);
+}
+
+impl Page for suanwang_api::TaskPage {
+    type Item = suanwang_api::TaskView;
+    fn split(self) -> (Vec<Self::Item>, Option<String>) {
+        (self.tasks, self.next.map(|next| next.to_string()))
+    }
+}
+
+impl Page for suanwang_api::EventPage {
+    type Item = suanwang_api::EventView;
+    fn split(self) -> (Vec<Self::Item>, Option<String>) {
+        (self.events, self.next.map(|next| next.to_string()))
+    }
+}
+
+impl Page for suanwang_api::UsagePage {
+    type Item = suanwang_api::UsageView;
+    fn split(self) -> (Vec<Self::Item>, Option<String>) {
+        (self.usage, self.next)
+    }
+}
+
+impl Page for suanwang_api::JobList {
+    type Item = suanwang_api::JobView;
+    fn split(self) -> (Vec<Self::Item>, Option<String>) {
+        (self.jobs, self.next)
+    }
+}
+
+/// A request that got no answer.
+#[derive(Debug)]
+struct Unreached(reqwest::Error);
 
 fn api_error(status: reqwest::StatusCode, text: &str) -> ClientError {
     let code = match status.as_u16() {
@@ -241,4 +306,27 @@ fn api_error(status: reqwest::StatusCode, text: &str) -> ClientError {
         Err(_) => format!("{status}: {}", text.chars().take(500).collect::<String>()),
     };
     ClientError { code, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_with_jitter_and_a_cap() {
+        let max = Duration::from_secs(2);
+        let take = || -> Vec<Duration> {
+            backon::BackoffBuilder::build(backoff(max).with_max_times(ATTEMPTS_MAX - 1)).collect()
+        };
+        let pauses = take();
+        assert_eq!(pauses.len(), ATTEMPTS_MAX - 1, "{pauses:?}");
+        for (i, pause) in pauses.iter().enumerate() {
+            let base = (BACKOFF_MIN * 2u32.pow(i as u32)).min(max);
+            assert!(
+                *pause >= base && *pause < base * 2,
+                "pause {i}: {pause:?} is {base:?} plus a jitter below as much again"
+            );
+        }
+        assert_ne!(take(), pauses, "two clients do not retry in step");
+    }
 }

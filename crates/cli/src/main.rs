@@ -12,6 +12,7 @@ mod bench_api;
 mod client;
 mod memory;
 mod meter;
+mod out;
 mod place;
 mod remote;
 mod serve;
@@ -108,12 +109,64 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader of the output went away (`| head`): not an error.
+        Err(error) if out::is_broken_pipe(&error) => ExitCode::from(exit::OK),
         Err(error) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: {error:#}");
-            }
+            out::warn(format!("error: {error:#}"));
             ExitCode::from(exit::INPUT)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every subcommand and every argument a user can see, at every depth,
+    /// as `suanwang job tasks`, `suanwang job tasks --output`.
+    fn missing_help(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for argument in command.get_arguments() {
+            let id = argument.get_id().as_str();
+            // clap's own --help and --version explain themselves.
+            if argument.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            let text = argument.get_help().map(ToString::to_string);
+            if text.is_none_or(|t| t.trim().is_empty()) {
+                let name = match argument.get_long() {
+                    Some(long) => format!("--{long}"),
+                    None => id.to_uppercase(),
+                };
+                missing.push(format!("{path} {name}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.is_hide_set() || sub.get_name() == "help" {
+                continue;
+            }
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub
+                .get_about()
+                .is_none_or(|a| a.to_string().trim().is_empty())
+            {
+                missing.push(sub_path.clone());
+            }
+            missing_help(sub, &sub_path, missing);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        missing_help(&command, "suanwang", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "without a line of help:\n  {}",
+            missing.join("\n  ")
+        );
     }
 }

@@ -10,6 +10,7 @@ use suanwang_api::UsageView;
 use suanwang_core::metering::{self, Catalogue, Model, Tflops};
 
 use crate::exit;
+use crate::out::{print_json, say};
 use crate::remote::{self, Output};
 
 /// What one SCU is, in one line (docs/metering.md says why).
@@ -83,18 +84,6 @@ fn model_json(m: &Model) -> ModelJson {
         scu_per_unit_decimal: m.scu.decimal(6),
         source: m.source.clone(),
     }
-}
-
-fn say(text: impl AsRef<str>) {
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{}", text.as_ref());
-    }
-}
-
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    say(serde_json::to_string_pretty(value)?);
-    Ok(())
 }
 
 /// `meter catalogue`: offline, from the catalogue compiled in.
@@ -210,7 +199,9 @@ struct UsageJson {
 /// `meter usage --job ID`: GET /v1/jobs/{id}/usage, raw and standard.
 pub async fn usage(job: String, output: Output) -> anyhow::Result<u8> {
     let client = remote::client()?;
-    let records: Vec<UsageView> = client.get(&format!("/v1/jobs/{job}/usage")).await?;
+    let records = client
+        .get_all::<suanwang_api::UsagePage>(&format!("/v1/jobs/{job}/usage"))
+        .await?;
     let catalogues = metering::shipped();
     let mut totals: BTreeMap<String, ModelTotal> = BTreeMap::new();
     let mut versions: Vec<String> = Vec::new();
@@ -240,7 +231,13 @@ pub async fn usage(job: String, output: Output) -> anyhow::Result<u8> {
             u.task,
             u.attempt,
             u.seq,
-            u.pool,
+            remote::where_ran(
+                &u.site,
+                u.site_name.as_deref(),
+                u.site_region.as_deref(),
+                &u.pool,
+                u.pool_name.as_deref(),
+            ),
             u.device_model,
             u.units,
             seconds(u128::from(u.wall_ms)),

@@ -49,10 +49,12 @@ pub enum Policy {
 
 #[derive(Debug, Args)]
 pub struct SolveArgs {
+    /// The round to solve: a suanwang.placement/v1 JSON file.
     problem: PathBuf,
     /// Where to write the solution; standard output when absent.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Which solver places the tasks.
     #[arg(long, value_enum, default_value_t = Policy::Market)]
     policy: Policy,
     /// The previous round's solution: kept unless the new one is strictly better.
@@ -65,18 +67,24 @@ pub struct SolveArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// The round: a suanwang.placement/v1 JSON file.
     problem: PathBuf,
+    /// Its solution: a suanwang.placement-solution/v1 JSON file, ours or another solver's.
     solution: PathBuf,
+    /// Output format: text for people, json for scripts.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
 }
 
 #[derive(Debug, Args)]
 pub struct GenArgs {
+    /// Pools (supply) in the round.
     #[arg(long, default_value_t = 60)]
     pools: usize,
+    /// Job classes (demand) in the round.
     #[arg(long, default_value_t = 300)]
     classes: usize,
+    /// Seed of the generator: the same seed gives the same round.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Where to write the problem; standard output when absent.
@@ -86,7 +94,9 @@ pub struct GenArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
+    /// The round: a suanwang.placement/v1 JSON file.
     problem: PathBuf,
+    /// Its solution: a suanwang.placement-solution/v1 JSON file.
     solution: PathBuf,
     /// The class id; every class not fully placed when absent.
     #[arg(long)]
@@ -95,10 +105,13 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    /// Pools (supply) in the generated round.
     #[arg(long, default_value_t = 60)]
     pools: usize,
+    /// Job classes (demand) in the generated round.
     #[arg(long, default_value_t = 300)]
     classes: usize,
+    /// Seed of the generator: the same seed gives the same round.
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
@@ -234,10 +247,7 @@ fn run_solve(args: SolveArgs) -> Result<u8> {
         };
         if args.output.is_none() {
             // The solution went to standard output: keep it parseable.
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("{}", serde_json::to_string(&stats)?);
-            }
+            crate::out::warn(serde_json::to_string(&stats)?);
         } else {
             print_line(&serde_json::to_string(&stats)?)?;
         }

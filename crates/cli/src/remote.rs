@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use serde::Serialize;
 use suanwang_api::{
-    CreatePrincipal, CreateSite, CreateToken, EventView, JobList, JobRef, JobSpec, JobView,
-    PrincipalCreated, PrincipalView, SiteCreated, SiteView, TaskView, TokenCreated, TokenView,
-    TopologySpec, UsageView, WhoAmI, Why,
+    CreatePrincipal, CreateSite, CreateToken, EventPage, JobList, JobRef, JobSpec, JobView,
+    PrincipalCreated, PrincipalView, SiteCreated, SiteView, TaskPage, TokenCreated, TokenView,
+    TopologySpec, UsagePage, WhoAmI, Why,
 };
 
 use crate::client::{load_login, save_login, Client, ClientError, Login};
 use crate::exit;
+use crate::out::{print_json, say};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -38,7 +38,9 @@ pub struct WithOutput<C: Subcommand> {
 pub struct LoginArgs {
     /// The server, e.g. http://127.0.0.1:7070.
     server: String,
+    /// An API token (`swt_...`), as `tenant create` or `token create` printed it.
     token: String,
+    /// Output format: text for people, json (the API's own) for scripts.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
 }
@@ -47,8 +49,10 @@ pub struct LoginArgs {
 pub enum PrincipalCommand {
     /// Create one (operator only); prints its first token once.
     Create {
+        /// Its name: letters, digits, '-' and '_'.
         name: String,
     },
+    /// List them with their ids.
     List,
 }
 
@@ -56,11 +60,15 @@ pub enum PrincipalCommand {
 pub enum TokenCommand {
     /// A new API token for yourself; shown once.
     Create {
+        /// A name to tell it by in `token list`.
         #[arg(long)]
         name: Option<String>,
     },
+    /// Your tokens (ids and names, never the secrets).
     List,
+    /// Revoke a token at once: requests with it answer 401.
     Revoke {
+        /// The token's id, as `token list` shows it.
         id: String,
     },
 }
@@ -69,18 +77,23 @@ pub enum TokenCommand {
 pub enum SiteCommand {
     /// Register a site (provider only); prints the site agent's token once.
     Create {
+        /// The site's name, unique for its provider.
         name: String,
+        /// The region it is in: an id of `topology show`, e.g. shanghai.
         #[arg(long)]
         region: String,
     },
+    /// Sites with their health and pools (usage of each pool).
     List,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TopologyCommand {
+    /// The regions with their coordinates, and the carbon price.
     Show,
     /// Replace the topology with a JSON file (operator only).
     Load {
+        /// The topology: a JSON file as `topology show --output json` prints it.
         file: PathBuf,
     },
 }
@@ -89,6 +102,7 @@ pub enum TopologyCommand {
 pub enum JobCommand {
     /// Submit a job from a TOML or JSON file.
     Submit {
+        /// The job file; JSON when it ends in .json, else TOML (see examples/).
         file: PathBuf,
         /// Wait until the job finishes; exit 1 unless it succeeded.
         #[arg(long)]
@@ -97,54 +111,53 @@ pub enum JobCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
+    /// Your jobs, oldest first, a page at a time.
     List {
+        /// Start after this job id (the `more: --after` of the page before).
         #[arg(long)]
         after: Option<String>,
+        /// Jobs per page, at most 1000.
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// One job: its state and task counts, and why it waits.
     Get {
+        /// The job's id.
         id: String,
     },
+    /// Cancel a job: its waiting tasks end, its running tasks are stopped.
     Cancel {
+        /// The job's id.
         id: String,
+        /// Makes a retried cancel harmless [default: a new random key].
         #[arg(long)]
         idempotency_key: Option<String>,
     },
     /// Follow a job with a progress bar until it finishes.
     Watch {
+        /// The job's id.
         id: String,
     },
     /// Why the job waits.
     Why {
+        /// The job's id.
         id: String,
     },
+    /// The job's tasks: state, attempt, and where each runs or ran.
     Tasks {
+        /// The job's id.
         id: String,
     },
+    /// The job's events in order: submitted, placed, running, ended, ...
     Events {
+        /// The job's id.
         id: String,
     },
     /// Raw usage records of the job.
     Usage {
+        /// The job's id.
         id: String,
     },
-}
-
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{text}");
-    }
-    Ok(())
-}
-
-fn say(text: impl AsRef<str>) {
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{}", text.as_ref());
-    }
 }
 
 pub fn client() -> anyhow::Result<Client> {
@@ -160,10 +173,7 @@ where
         Ok(code) => Ok(code),
         Err(error) => match error.downcast_ref::<ClientError>() {
             Some(client_error) => {
-                #[allow(clippy::print_stderr)]
-                {
-                    eprintln!("error: {client_error}");
-                }
+                crate::out::warn(format!("error: {client_error}"));
                 Ok(client_error.code)
             }
             None => Err(error),
@@ -366,6 +376,24 @@ pub async fn topology(command: TopologyCommand, output: Output) -> anyhow::Resul
     Ok(exit::OK)
 }
 
+/// Where a task ran, for people: `site/pool in region`, by name (the ids
+/// are in `--output json`); an id stands in for a name the server did not
+/// send (one older than the names).
+pub fn where_ran(
+    site: &str,
+    site_name: Option<&str>,
+    region: Option<&str>,
+    pool: &str,
+    pool_name: Option<&str>,
+) -> String {
+    let site = site_name.unwrap_or(site);
+    let pool = pool_name.unwrap_or(pool);
+    match region {
+        Some(region) => format!("{site}/{pool} in {region}"),
+        None => format!("{site}/{pool}"),
+    }
+}
+
 /// Reads a job file: JSON if it ends in `.json`, TOML otherwise.
 pub fn read_job(path: &Path) -> anyhow::Result<JobSpec> {
     let text =
@@ -406,7 +434,8 @@ async fn watch(client: &Client, id: &str, output: Output, bar: bool) -> anyhow::
         );
         bar
     });
-    let mut pause = Duration::from_millis(200);
+    // Looks again soon, then less often (up to every 2 s, jittered).
+    let mut pauses = backon::BackoffBuilder::build(crate::client::backoff(Duration::from_secs(2)));
     loop {
         let job: JobView = client.get(&format!("/v1/jobs/{id}")).await?;
         let done: u64 = job
@@ -434,8 +463,7 @@ async fn watch(client: &Client, id: &str, output: Output, bar: bool) -> anyhow::
                 exit::REJECTED
             });
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
+        tokio::time::sleep(pauses.next().unwrap_or(Duration::from_secs(2))).await;
     }
 }
 
@@ -528,17 +556,31 @@ pub async fn job(command: JobCommand, output: Output) -> anyhow::Result<u8> {
             }
         }
         JobCommand::Tasks { id } => {
-            let tasks: Vec<TaskView> = client.get(&format!("/v1/jobs/{id}/tasks")).await?;
+            let tasks = client
+                .get_all::<TaskPage>(&format!("/v1/jobs/{id}/tasks"))
+                .await?;
             match output {
                 Output::Json => print_json(&tasks)?,
                 Output::Text => {
                     for t in tasks {
+                        let place = match &t.site {
+                            Some(site) => format!(
+                                "  {}",
+                                where_ran(
+                                    site,
+                                    t.site_name.as_deref(),
+                                    t.site_region.as_deref(),
+                                    t.pool.as_deref().unwrap_or("-"),
+                                    t.pool_name.as_deref(),
+                                )
+                            ),
+                            None => String::new(),
+                        };
                         say(format!(
-                            "{:>6}  {:<10} attempt {}  {}{}",
+                            "{:>6}  {:<10} attempt {}{place}{}",
                             t.index,
                             t.state,
                             t.attempt,
-                            t.site.unwrap_or_default(),
                             t.reason.map(|r| format!("  {r}")).unwrap_or_default()
                         ));
                     }
@@ -546,7 +588,9 @@ pub async fn job(command: JobCommand, output: Output) -> anyhow::Result<u8> {
             }
         }
         JobCommand::Events { id } => {
-            let events: Vec<EventView> = client.get(&format!("/v1/jobs/{id}/events")).await?;
+            let events = client
+                .get_all::<EventPage>(&format!("/v1/jobs/{id}/events"))
+                .await?;
             match output {
                 Output::Json => print_json(&events)?,
                 Output::Text => {
@@ -561,14 +605,27 @@ pub async fn job(command: JobCommand, output: Output) -> anyhow::Result<u8> {
             }
         }
         JobCommand::Usage { id } => {
-            let usage: Vec<UsageView> = client.get(&format!("/v1/jobs/{id}/usage")).await?;
+            let usage = client
+                .get_all::<UsagePage>(&format!("/v1/jobs/{id}/usage"))
+                .await?;
             match output {
                 Output::Json => print_json(&usage)?,
                 Output::Text => {
                     for u in usage {
                         say(format!(
                             "task {} attempt {} #{}  {}  {} units x {} ms",
-                            u.task, u.attempt, u.seq, u.pool, u.units, u.wall_ms
+                            u.task,
+                            u.attempt,
+                            u.seq,
+                            where_ran(
+                                &u.site,
+                                u.site_name.as_deref(),
+                                u.site_region.as_deref(),
+                                &u.pool,
+                                u.pool_name.as_deref(),
+                            ),
+                            u.units,
+                            u.wall_ms
                         ));
                     }
                 }

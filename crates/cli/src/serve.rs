@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// Where the SQLite database lives [default: the user's data directory + /suanwang].
     #[arg(long, env = "SUANWANG_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// A TOML file with any of: listen, db, data_dir, lease_ttl_s, round_interval_ms, rate_limit_per_s, rate_limit_burst, commit_writers.
+    /// A TOML file with any of: listen, db, data_dir, lease_ttl_s, round_interval_ms, rate_limit_per_s, rate_limit_burst, commit_writers, idempotency_retention_s.
     #[arg(long, env = "SUANWANG_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -41,6 +41,7 @@ struct FileConfig {
     rate_limit_per_s: Option<u32>,
     rate_limit_burst: Option<u32>,
     commit_writers: Option<usize>,
+    idempotency_retention_s: Option<u64>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -107,6 +108,14 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
         );
         settings.commit_writers = Some(writers);
     }
+    if let Some(retention_s) = file.idempotency_retention_s {
+        let max_s = suanwang_server::state::IDEMPOTENCY_RETENTION_MAX.as_secs();
+        anyhow::ensure!(
+            (1..=max_s).contains(&retention_s),
+            "idempotency_retention_s: must be 1 to {max_s}"
+        );
+        settings.idempotency_retention = Duration::from_secs(retention_s);
+    }
     Ok(ServeConfig {
         listen,
         database,
@@ -131,21 +140,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
     let state = suanwang_server::state(opened.store.clone(), config.settings).await?;
     let given = std::env::var("SUANWANG_OPERATOR_TOKEN").ok().map(Secret);
     if let Some(secret) = suanwang_server::bootstrap_operator(&state, given.as_ref()).await? {
-        #[allow(clippy::print_stdout)]
-        {
-            println!("operator token (shown once, keep it safe): {}", secret.0);
-        }
+        crate::out::say(format!(
+            "operator token (shown once, keep it safe): {}",
+            secret.0
+        ));
     }
     let running = suanwang_server::start(state, config.listen).await?;
     tracing::info!(addr = %running.addr, db = ?config.database, "serving");
-    #[allow(clippy::print_stdout)]
-    {
-        println!(
-            "suanwang serving on http://{} ({})",
-            running.addr,
-            running.state.store.backend()
-        );
-    }
+    crate::out::say(format!(
+        "suanwang serving on http://{} ({})",
+        running.addr,
+        running.state.store.backend()
+    ));
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     running.stop().await;
@@ -178,9 +184,8 @@ pub async fn shutdown_signal() {
 mod tests {
     use super::*;
 
-    /// Resolves a config file with `text` and the given `--db`; the commit
-    /// writers or the error.
-    fn check(db: &str, text: &str, expect: Result<Option<usize>, &str>) {
+    /// Resolves a config file with `text` and the given `--db`.
+    fn resolve_text(db: &str, text: &str) -> anyhow::Result<ServeConfig> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("serve.toml");
         std::fs::write(&path, text).unwrap();
@@ -190,7 +195,13 @@ mod tests {
             data_dir: Some(dir.path().to_owned()),
             config: Some(path),
         };
-        match (resolve(args), expect) {
+        resolve(args)
+    }
+
+    /// Resolves a config file with `text` and the given `--db`; the commit
+    /// writers or the error.
+    fn check(db: &str, text: &str, expect: Result<Option<usize>, &str>) {
+        match (resolve_text(db, text), expect) {
             (Ok(config), Ok(writers)) => {
                 assert_eq!(config.settings.commit_writers, writers, "{text}")
             }
@@ -229,5 +240,31 @@ mod tests {
             "commit_writer = 2",
             Err("unknown field `commit_writer`"),
         );
+    }
+
+    #[test]
+    fn idempotency_retention() {
+        let db = "sqlite:///tmp/x.db";
+        let retention_s = |text: &str| -> Result<u64, String> {
+            resolve_text(db, text)
+                .map(|config| config.settings.idempotency_retention.as_secs())
+                .map_err(|error| format!("{error:#}"))
+        };
+        assert_eq!(retention_s(""), Ok(86_400));
+        assert_eq!(retention_s("idempotency_retention_s = 1"), Ok(1));
+        assert_eq!(
+            retention_s("idempotency_retention_s = 2592000"),
+            Ok(2_592_000)
+        );
+        for bad in [
+            "idempotency_retention_s = 0",
+            "idempotency_retention_s = 2592001",
+        ] {
+            let error = retention_s(bad).expect_err(bad);
+            assert!(
+                error.contains("idempotency_retention_s: must be 1 to 2592000"),
+                "{bad}: {error}"
+            );
+        }
     }
 }

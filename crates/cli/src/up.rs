@@ -1,8 +1,12 @@
 //! `suanwang up`: the whole network on one machine. A server on SQLite in a
 //! local data directory, a demo tenant the local CLI is signed in as, and
 //! agents for demo sites in several regions, each on a slice of this
-//! machine's cores at a realistic list price. A second `up` on the same data
-//! directory reuses everything (the tokens live in `up.json`, mode 0600).
+//! machine's cores at a realistic list price. The sites offer every kind of
+//! pool the shipped examples ask for: CPU cores, NVIDIA and Ascend GPUs and
+//! HPC nodes; the accelerators and nodes are virtual (plain processes, an
+//! uncatalogued `demo-virtual-*` device model, so 0 SCU), and `up` says so.
+//! A second `up` on the same data directory reuses everything (the tokens
+//! live in `up.json`, mode 0600).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ pub struct UpArgs {
     /// Where the database, the sites' state and their outputs live [default: the user's data directory + /suanwang].
     #[arg(long, env = "SUANWANG_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The address the server listens on.
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
     /// Do not sign the local CLI in as the demo tenant.
@@ -34,49 +39,160 @@ pub struct UpArgs {
     no_login: bool,
 }
 
-/// A demo site: a compute centre of the East-Data-West-Compute hubs.
+/// A demo site: a compute centre of the East-Data-West-Compute hubs. Each
+/// sells its slice of this machine's cores (if `cpu_price` is set) and the
+/// demo accelerator or HPC pools in `pools`.
 struct DemoSite {
     name: &'static str,
     region: &'static str,
-    price_yuan_per_core_hour: f64,
+    /// Yuan per core-hour of its CPU pool; `None`: the site sells no CPUs.
+    cpu_price: Option<f64>,
     pue: f64,
     grid_kg_co2_per_kwh: f64,
+    pools: &'static [DemoPool],
 }
 
-/// Prices are list prices of general compute per core-hour at the levels of
-/// the generator (western hubs about 0.05–0.08 yuan, cheaper for cheap power
-/// and a cool climate; the undersea centre a little dearer); PUE and grid
-/// factors as in the generator's region table (docs/generator.md).
-const DEMO_SITES: [DemoSite; 4] = [
+/// A demo pool of accelerators or HPC nodes. This machine has none: their
+/// tasks run as plain processes on the site's CPU slice, like any other, and
+/// their device models (`demo-virtual-*`) are in no catalogue, so they rate
+/// at 0 SCU, flagged unrated: no demo bill claims accelerator compute.
+struct DemoPool {
+    name: &'static str,
+    kind: &'static str,
+    family: &'static str,
+    device_model: &'static str,
+    /// Units (cards or nodes). Every unit can hold one task, and so one
+    /// process: capacities are what the examples need (the 64-card gang of
+    /// `examples/training.toml`), so a site never runs more processes than
+    /// a few dozen, all pinned to its CPU slice.
+    capacity: u64,
+    price_yuan_per_unit_hour: f64,
+    power_kw_per_unit: f64,
+}
+
+/// What the device model of every demo accelerator and HPC pool starts
+/// with; the output and the tests rely on it.
+pub const VIRTUAL_MODEL_PREFIX: &str = "demo-virtual-";
+
+/// The fewest cores a demo CPU pool sells, so every example fits (analytics
+/// asks 2 cores per task) even when this machine has fewer cores than there
+/// are sites; the site's tasks then share its slice.
+const CPU_POOL_CORES_MIN: u64 = 2;
+
+/// Prices are list prices at the levels of the generator (docs/generator.md:
+/// the families' reference prices times the zone's factor, western hubs
+/// 0.70-0.85, eastern hubs 0.90-1.05): cores at about 0.05-0.09 yuan per
+/// hour, cheaper for cheap power and a cool climate, the undersea centre a
+/// little dearer; Ascend cards 6.5 x 0.8, NVIDIA 10 x 1.0, x86 FP64 HPC
+/// nodes 11 x 0.8. PUE and grid factors as in the generator's region table;
+/// power per unit as its chip families.
+///
+/// What the shipped examples need, and where it is (latencies one way, from
+/// the built-in topology, checked by a test): NVIDIA cards within 10 ms of
+/// Shanghai (Qingpu, 0.75 ms) for `inference.toml`; 64 Ascend cards in one
+/// pool for the gang of `training.toml` (Gui'an); HPC nodes for `hpc.toml`
+/// (Zhongwei); cores in Hebei for `analytics.toml` (Zhangjiakou); cores
+/// anywhere for `hello.toml` and `render.toml`.
+const DEMO_SITES: [DemoSite; 5] = [
     DemoSite {
         name: "guian-dc",
         region: "guian",
-        price_yuan_per_core_hour: 0.06,
+        cpu_price: Some(0.06),
         pue: 1.25,
         grid_kg_co2_per_kwh: 0.4989,
+        pools: &[DemoPool {
+            name: "gpu-ascend",
+            kind: "gpu",
+            family: "ascend",
+            device_model: "demo-virtual-ascend-npu",
+            capacity: 64,
+            price_yuan_per_unit_hour: 5.2,
+            power_kw_per_unit: 0.4,
+        }],
     },
     DemoSite {
         name: "zhongwei-dc",
         region: "zhongwei",
-        price_yuan_per_core_hour: 0.055,
+        cpu_price: Some(0.055),
         pue: 1.2,
         grid_kg_co2_per_kwh: 0.6423,
+        pools: &[DemoPool {
+            name: "hpc-x86",
+            kind: "hpc",
+            family: "x86-fp64",
+            device_model: "demo-virtual-hpc-node",
+            capacity: 4,
+            price_yuan_per_unit_hour: 8.8,
+            power_kw_per_unit: 0.8,
+        }],
     },
     DemoSite {
         name: "zhangjiakou-dc",
         region: "zhangjiakou",
-        price_yuan_per_core_hour: 0.08,
+        cpu_price: Some(0.08),
         pue: 1.3,
         grid_kg_co2_per_kwh: 0.7252,
+        pools: &[],
     },
     DemoSite {
         name: "lingshui-undersea",
         region: "lingshui",
-        price_yuan_per_core_hour: 0.09,
+        cpu_price: Some(0.09),
         pue: 1.1,
         grid_kg_co2_per_kwh: 0.4184,
+        pools: &[],
+    },
+    DemoSite {
+        name: "qingpu-dc",
+        region: "qingpu",
+        cpu_price: None,
+        pue: 1.3,
+        grid_kg_co2_per_kwh: 0.5849,
+        pools: &[DemoPool {
+            name: "gpu-nvidia",
+            kind: "gpu",
+            family: "nvidia",
+            device_model: "demo-virtual-nvidia-gpu",
+            capacity: 8,
+            price_yuan_per_unit_hour: 10.0,
+            power_kw_per_unit: 0.7,
+        }],
     },
 ];
+
+/// The pools a demo site declares: its CPU pool of `cores` cores (at least
+/// [`CPU_POOL_CORES_MIN`]), then its demo pools.
+fn site_pools(site: &DemoSite, cores: u64) -> Vec<PoolSpec> {
+    let mut pools = Vec::new();
+    if let Some(price) = site.cpu_price {
+        pools.push(PoolSpec {
+            name: "cpu".into(),
+            kind: "cpu".into(),
+            family: "x86".into(),
+            device_model: "intel-xeon-8480p".into(),
+            capacity: cores.max(CPU_POOL_CORES_MIN),
+            price_yuan_per_unit_hour: price,
+            power_kw_per_unit: 0.012,
+            pue: site.pue,
+            grid_kg_co2_per_kwh: site.grid_kg_co2_per_kwh,
+        });
+    }
+    for pool in site.pools {
+        assert!(pool.device_model.starts_with(VIRTUAL_MODEL_PREFIX));
+        pools.push(PoolSpec {
+            name: pool.name.into(),
+            kind: pool.kind.into(),
+            family: pool.family.into(),
+            device_model: pool.device_model.into(),
+            capacity: pool.capacity,
+            price_yuan_per_unit_hour: pool.price_yuan_per_unit_hour,
+            power_kw_per_unit: pool.power_kw_per_unit,
+            pue: site.pue,
+            grid_kg_co2_per_kwh: site.grid_kg_co2_per_kwh,
+        });
+    }
+    pools
+}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,10 +205,7 @@ struct UpFile {
 }
 
 fn say(text: impl AsRef<str>) {
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{}", text.as_ref());
-    }
+    crate::out::say(text);
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -221,7 +334,30 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         .and_then(|exe| exe.parent().map(PathBuf::from));
     let (stop, stopped) = watch::channel(false);
     let mut agents = Vec::new();
+    let mut lines = Vec::new();
     for (site, (cpus, cores)) in DEMO_SITES.iter().zip(slices) {
+        let pools = site_pools(site, cores);
+        for pool in &pools {
+            let unit = match pool.kind.as_str() {
+                "cpu" => "cores",
+                "gpu" => "cards",
+                _ => "nodes",
+            };
+            let note = if pool.device_model.starts_with(VIRTUAL_MODEL_PREFIX) {
+                " (virtual)"
+            } else {
+                ""
+            };
+            lines.push(format!(
+                "  {:<30} {:<12} {:<4} {:<9} {:>3} {unit}{note} at {} yuan/unit-hour, on CPUs {cpus}",
+                format!("{}/{}", site.name, pool.name),
+                site.region,
+                pool.kind,
+                pool.family,
+                pool.capacity,
+                pool.price_yuan_per_unit_hour,
+            ));
+        }
         let config = SiteConfig {
             executor: "process".into(),
             state_dir: None,
@@ -229,17 +365,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
             cgroup: CgroupSetting::Auto,
             stop_grace_s: 5,
             usage_interval_s: 60,
-            pools: vec![PoolSpec {
-                name: "cpu".into(),
-                kind: "cpu".into(),
-                family: "x86".into(),
-                device_model: "intel-xeon-8480p".into(),
-                capacity: cores,
-                price_yuan_per_unit_hour: site.price_yuan_per_core_hour,
-                power_kw_per_unit: 0.012,
-                pue: site.pue,
-                grid_kg_co2_per_kwh: site.grid_kg_co2_per_kwh,
-            }],
+            outbox_max: suanwang_agent::config::OUTBOX_MAX_DEFAULT,
+            pools,
         };
         let state_dir = data_dir.join("sites").join(site.name);
         let executor: Arc<dyn Executor> = Arc::new(ProcessExecutor::for_site(
@@ -266,12 +393,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         data_dir.display()
     ));
     say(format!(
-        "sites: {}",
-        DEMO_SITES
-            .iter()
-            .map(|s| format!("{} ({})", s.name, s.region))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "demo network: {} sites, each agent on a slice of this machine's {cpus} CPUs:",
+        DEMO_SITES.len()
+    ));
+    for line in &lines {
+        say(line);
+    }
+    say(format!(
+        "virtual accelerators: up drives no real accelerator or HPC node. The gpu and hpc pools \
+         marked (virtual) run their tasks as plain processes on the site's CPUs; their device models \
+         ({VIRTUAL_MODEL_PREFIX}*) are in no catalogue, so their usage rates 0 SCU, flagged unrated."
     ));
     if !args.no_login {
         say("this CLI is signed in as the demo tenant; try, in another terminal:");
@@ -280,6 +411,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     }
     say("  suanwang job submit examples/hello.toml --wait");
     say("  suanwang job submit examples/render.toml --wait");
+    say("  suanwang job submit examples/training.toml --wait    # every file in examples/ runs here");
     say("  suanwang job list");
     say("  suanwang meter usage --job JOB_ID");
     say("Ctrl-C stops everything.");
@@ -301,7 +433,150 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use suanwang_core::metering::{shipped, Unrated};
+    use suanwang_core::round::{self, RoundJob, RoundPool};
+    use suanwang_core::spec::{validate_job, validate_pools};
+    use suanwang_core::topology::Topology;
+    use suanwang_place::Kind;
+
     use super::*;
+
+    /// The demo network as a round sees it, with CPU pools of `cores` cores
+    /// (their size depends on the machine; the other pools' does not).
+    fn demo_round_pools(topology: &Topology, cores: u64) -> Vec<RoundPool> {
+        let mut pools = Vec::new();
+        for site in &DEMO_SITES {
+            let specs = site_pools(site, cores);
+            let defs = validate_pools(&specs).expect("demo pools are valid");
+            for (spec, def) in specs.iter().zip(defs) {
+                pools.push(RoundPool {
+                    id: format!("pool-{}-{}", site.name, def.name),
+                    site: format!("site-{}", site.name),
+                    site_name: site.name.into(),
+                    name: def.name,
+                    region: topology.region(site.region).expect("a national region"),
+                    kind: def.kind,
+                    family: def.family,
+                    free_units: def.capacity,
+                    price_micro_yuan_per_unit_hour: def.price_micro_yuan_per_unit_hour,
+                    power_kw_per_unit: spec.power_kw_per_unit,
+                    pue: spec.pue,
+                    grid_kg_co2_per_kwh: spec.grid_kg_co2_per_kwh,
+                });
+            }
+        }
+        pools
+    }
+
+    fn examples() -> Vec<(String, suanwang_api::JobSpec)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("examples/")
+            .map(|entry| entry.expect("a directory entry").path())
+            .filter(|path| path.is_file())
+            .collect();
+        files.sort();
+        assert!(files.len() >= 6, "examples/ has the shipped examples");
+        files
+            .iter()
+            .map(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (
+                    name,
+                    crate::remote::read_job(path).expect("an example reads"),
+                )
+            })
+            .collect()
+    }
+
+    /// Every shipped example, alone on the demo network, is placed whole at
+    /// its bid: some pool passes its filters, its bid covers that pool's
+    /// price, carbon and data transfer, and a gang fits one pool. (CPU pools
+    /// as on a machine with plenty of cores: on a small one, a big batch
+    /// runs in waves instead, which the end-to-end test in
+    /// `tests/it/up.rs` shows.)
+    #[test]
+    fn every_example_is_placed_on_the_demo_network() {
+        let topology = Topology::national();
+        let pools = demo_round_pools(&topology, 1_000);
+        for (name, spec) in examples() {
+            let def =
+                validate_job(&spec, &topology).unwrap_or_else(|error| panic!("{name}: {error}"));
+            let jobs = vec![RoundJob {
+                id: name.clone(),
+                tenant: "demo".into(),
+                def: Arc::new(def),
+                pending: spec.tasks,
+            }];
+            let (_, plan) = round::plan(&topology, &pools, &jobs);
+            assert_eq!(
+                plan.tasks_placed, spec.tasks,
+                "{name} is not placed whole: {:?}",
+                plan.waiting
+            );
+            for placement in &plan.placements {
+                let pool = &pools[placement.pool];
+                let region = &topology.regions[pool.region].id;
+                if let Some(latency_ms_max) = spec.latency_ms_max {
+                    let origin = topology.region(&spec.origin).unwrap();
+                    let n = topology.regions.len();
+                    assert!(topology.latency_ms[origin * n + pool.region] <= latency_ms_max);
+                }
+                if let Some(allowed) = &spec.allowed_regions {
+                    assert!(allowed.contains(region), "{name} placed in {region}");
+                }
+            }
+        }
+    }
+
+    /// The demo's accelerator and HPC pools claim no real compute: their
+    /// device models are in no catalogue this build ships, and rate at 0
+    /// SCU, flagged unrated.
+    #[test]
+    fn virtual_pools_are_unrated() {
+        let mut virtual_pools = 0;
+        for site in &DEMO_SITES {
+            for pool in site_pools(site, 1) {
+                let kind = Kind::parse(&pool.kind).unwrap();
+                if kind == Kind::Cpu {
+                    continue;
+                }
+                virtual_pools += 1;
+                assert!(pool.device_model.starts_with(VIRTUAL_MODEL_PREFIX));
+                for catalogue in shipped().all() {
+                    assert!(catalogue.lookup(&pool.device_model).is_none());
+                    let rated = catalogue
+                        .rate(&pool.device_model, kind, pool.capacity, 3_600_000)
+                        .unwrap();
+                    assert_eq!(rated.micro_scu_hours, 0);
+                    assert_eq!(rated.unrated, Some(Unrated::UnknownModel));
+                }
+            }
+        }
+        // Ascend and NVIDIA GPUs and HPC nodes.
+        assert_eq!(virtual_pools, 3);
+    }
+
+    /// The latencies the docs and examples quote, from the built-in
+    /// topology: Qingpu's NVIDIA cards are inside the 10 ms circle around
+    /// Shanghai, Gui'an's Ascend cards outside it; Zhangjiakou is in Hebei.
+    #[test]
+    fn demo_sites_are_where_the_examples_need_them() {
+        let topology = Topology::national();
+        let n = topology.regions.len();
+        let latency = |from: &str, to: &str| {
+            topology.latency_ms[topology.region(from).unwrap() * n + topology.region(to).unwrap()]
+        };
+        assert!((latency("shanghai", "qingpu") - 0.75).abs() < 0.01);
+        assert!((latency("shanghai", "guian") - 12.0).abs() < 0.05);
+        for site in &DEMO_SITES {
+            assert!(topology.region(site.region).is_some(), "{}", site.name);
+        }
+        let zhangjiakou = &topology.regions[topology.region("zhangjiakou").unwrap()];
+        assert!(zhangjiakou.name.contains("Hebei"), "{}", zhangjiakou.name);
+    }
 
     #[test]
     fn slices_cover_the_cpus() {

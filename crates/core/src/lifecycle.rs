@@ -8,6 +8,7 @@
 //!    ▲                  │                 │
 //!    └──── retry ◀──────┴── fail / lapse ─┴──▶ failed | lost (no retries left)
 //! any non-terminal ──cancel──▶ cancelled
+//! pending ──deadline missed──▶ failed (whatever retries are left)
 //! ```
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,6 +83,9 @@ pub enum TaskEvent {
     /// so it waits to be placed again while retries are left, and has
     /// succeeded only when none are.
     ReplicaEnded,
+    /// A waiting task can no longer finish by its job's deadline
+    /// (`deadline::verdict`): it fails for good, whatever retries are left.
+    DeadlineMissed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +159,10 @@ impl Task {
             (S::Placed | S::Running, E::LeaseLapsed) => self.again_or(S::Lost),
             (S::Placed | S::Running, E::Requeue) => self.again_or(S::Cancelled),
             (S::Placed | S::Running, E::ReplicaEnded) => self.again_or(S::Succeeded),
+            (S::Pending, E::DeadlineMissed) => Task {
+                state: S::Failed,
+                ..self
+            },
             (S::Pending | S::Placed | S::Running, E::Cancel) => Task {
                 state: S::Cancelled,
                 ..self
@@ -272,6 +280,7 @@ mod tests {
             Just(TaskEvent::Cancel),
             Just(TaskEvent::Requeue),
             Just(TaskEvent::ReplicaEnded),
+            Just(TaskEvent::DeadlineMissed),
         ]
     }
 
@@ -335,6 +344,31 @@ mod tests {
             assert_eq!(task.state, expect);
         }
         assert_eq!(task.attempt, 2);
+    }
+
+    #[test]
+    fn a_waiting_task_fails_for_good_at_its_deadline() {
+        // (task, expected state after DeadlineMissed; None = does not apply).
+        let task = |state, attempt| Task {
+            state,
+            attempt,
+            retries: 3,
+        };
+        let table = [
+            (task(TaskState::Pending, 0), Some(TaskState::Failed)),
+            (task(TaskState::Pending, 2), Some(TaskState::Failed)),
+            (task(TaskState::Placed, 1), None),
+            (task(TaskState::Running, 1), None),
+            (task(TaskState::Succeeded, 1), None),
+            (task(TaskState::Cancelled, 0), None),
+        ];
+        for (before, expect) in table {
+            let after = before.apply(TaskEvent::DeadlineMissed).ok();
+            assert_eq!(after.map(|t| t.state), expect, "{before:?}");
+            if let Some(after) = after {
+                assert_eq!(after.attempt, before.attempt, "no new attempt");
+            }
+        }
     }
 
     #[test]

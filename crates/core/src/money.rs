@@ -9,8 +9,11 @@ pub const MICRO_PER_YUAN: i64 = 1_000_000;
 /// A price above this per unit-hour is a typo, not a bid.
 pub const PRICE_YUAN_PER_UNIT_HOUR_MAX: f64 = 1_000_000.0;
 
-/// Converts a price in yuan to micro-yuan, rejecting what is not a finite,
-/// non-negative number with at most six decimals.
+/// Converts a price in yuan to micro-yuan, rounded to nearest; rejects
+/// what is not a finite number in [0, `PRICE_YUAN_PER_UNIT_HOUR_MAX`].
+/// Finer prices round rather than fail: JSON has no decimal type, so a
+/// schema cannot say "six decimals" of a binary float, and a client may
+/// well send `0.1 + 0.2`.
 pub fn micro_yuan(field: &str, yuan: f64) -> Result<i64, FieldError> {
     if !yuan.is_finite() || yuan < 0.0 {
         return Err(FieldError::new(field, "must be a finite number >= 0"));
@@ -21,12 +24,8 @@ pub fn micro_yuan(field: &str, yuan: f64) -> Result<i64, FieldError> {
             format!("must be at most {PRICE_YUAN_PER_UNIT_HOUR_MAX} yuan"),
         ));
     }
-    let scaled = yuan * MICRO_PER_YUAN as f64;
-    let rounded = scaled.round();
-    if (scaled - rounded).abs() > 1e-3 {
-        return Err(FieldError::new(field, "at most 6 decimal places"));
-    }
-    Ok(rounded as i64)
+    // At most 10^12: exact in an f64 and far inside i64.
+    Ok((yuan * MICRO_PER_YUAN as f64).round() as i64)
 }
 
 pub fn yuan(micro: i64) -> f64 {
@@ -45,7 +44,9 @@ mod tests {
         }
         assert!(micro_yuan("p", -1.0).is_err());
         assert!(micro_yuan("p", f64::NAN).is_err());
-        assert!(micro_yuan("p", 0.0000001).is_err());
+        assert_eq!(micro_yuan("p", 0.0000001).unwrap(), 0);
+        assert_eq!(micro_yuan("p", 0.1 + 0.2).unwrap(), 300_000);
+        assert_eq!(micro_yuan("p", 2046.920537047248).unwrap(), 2_046_920_537);
         assert_eq!(micro_yuan("x.y", 1e9).unwrap_err().field, "x.y");
     }
 }

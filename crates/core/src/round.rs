@@ -18,6 +18,10 @@ use crate::topology::Topology;
 pub struct RoundPool {
     pub id: String,
     pub site: String,
+    /// The site's and the pool's names: people know a pool as `site/pool`,
+    /// so the round's problem and its explanations name it so.
+    pub site_name: String,
+    pub name: String,
     pub region: usize,
     pub kind: Kind,
     pub family: String,
@@ -58,9 +62,42 @@ pub struct Plan {
     pub welfare: f64,
 }
 
+/// The pools' ids in the round's problem: `site/pool`, the names people
+/// know. Site names are unique per provider only, so a name two pools share
+/// gets the pool's own id appended (`site/pool@id`): ids stay unique, as the
+/// format requires, and every explanation still says which pool it means.
+pub fn pool_ids(pools: &[RoundPool]) -> Vec<String> {
+    let names: Vec<String> = pools
+        .iter()
+        .map(|pool| format!("{}/{}", pool.site_name, pool.name))
+        .collect();
+    let mut uses: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in &names {
+        *uses.entry(name.as_str()).or_default() += 1;
+    }
+    let ids: Vec<String> = names
+        .iter()
+        .zip(pools)
+        .map(|(name, pool)| {
+            if uses[name.as_str()] == 1 {
+                name.clone()
+            } else {
+                format!("{name}@{}", pool.id)
+            }
+        })
+        .collect();
+    // Postcondition: unique (pool ids are unique, so `name@id` is).
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        ids.len(),
+        "round pool ids are unique"
+    );
+    ids
+}
+
 /// The placement problem of a round. Class `i` is job `i`; pool `j` is
-/// pool `j`. Pools with nothing free are left in (capacity 0) so prices and
-/// explanations still name them.
+/// pool `j`, named `site/pool` ([`pool_ids`]). Pools with nothing free are
+/// left in (capacity 0) so prices and explanations still name them.
 pub fn problem(topology: &Topology, pools: &[RoundPool], jobs: &[RoundJob]) -> Problem {
     let mut family_index: BTreeMap<&str, usize> = BTreeMap::new();
     let mut families: Vec<String> = Vec::new();
@@ -72,12 +109,12 @@ pub fn problem(topology: &Topology, pools: &[RoundPool], jobs: &[RoundJob]) -> P
         families.len() - 1
     };
     let mut problem_pools = Vec::with_capacity(pools.len());
-    for pool in pools {
+    for (pool, id) in pools.iter().zip(pool_ids(pools)) {
         let family = intern(&pool.family, &mut family_index);
         family_index.entry(pool.family.as_str()).or_insert(family);
         problem_pools.push(Pool {
-            id: pool.id.clone(),
-            site: pool.site.clone(),
+            id,
+            site: pool.site_name.clone(),
             region: pool.region,
             kind: pool.kind,
             family,
@@ -195,10 +232,14 @@ mod tests {
     fn job(topology: &Topology, id: &str, tasks: u64, bid: f64, gang: bool) -> RoundJob {
         let spec = JobSpec {
             name: id.into(),
-            kind: if gang { "gang" } else { "batch" }.into(),
+            kind: if gang {
+                suanwang_api::JobKind::Gang
+            } else {
+                suanwang_api::JobKind::Batch
+            },
             tasks,
             resources: ResourcesSpec {
-                kind: "cpu".into(),
+                kind: suanwang_api::ResourceKind::Cpu,
                 units: 2,
                 families: vec![],
                 memory_gib: 0.0,
@@ -231,6 +272,8 @@ mod tests {
         RoundPool {
             id: id.into(),
             site: "s".into(),
+            site_name: format!("{region}-dc"),
+            name: id.into(),
             region: topology.region(region).unwrap(),
             kind: Kind::Cpu,
             family: "x86".into(),
@@ -277,5 +320,39 @@ mod tests {
             plan.tasks_placed,
             plan.placements.iter().map(|p| p.count).sum::<u64>()
         );
+    }
+
+    #[test]
+    fn explanations_name_pools_by_site_and_pool() {
+        let topology = Topology::national();
+        let mut pools = vec![
+            pool(&topology, "pool_01", "guian", 2, 100_000),
+            pool(&topology, "pool_02", "zhongwei", 2, 900_000),
+            // Another provider's site of the same name, with a pool of the
+            // same name: told apart by its id.
+            pool(&topology, "pool_03", "zhongwei", 2, 900_000),
+        ];
+        for pool in &mut pools {
+            pool.name = "cpu".into();
+        }
+        assert_eq!(
+            pool_ids(&pools),
+            [
+                "guian-dc/cpu",
+                "zhongwei-dc/cpu@pool_02",
+                "zhongwei-dc/cpu@pool_03"
+            ]
+        );
+        // Outbid everywhere: the explanation names the best candidate.
+        let jobs = vec![job(&topology, "a", 1, 0.01, false)];
+        let (problem, plan) = plan(&topology, &pools, &jobs);
+        assert_eq!(problem.pools[0].id, "guian-dc/cpu");
+        assert_eq!(problem.pools[0].site, "guian-dc");
+        let (_, why) = &plan.waiting[0];
+        assert!(
+            why.contains("the best candidate guian-dc/cpu needs a bid"),
+            "{why}"
+        );
+        assert!(!why.contains("pool_01"), "{why}");
     }
 }

@@ -12,12 +12,14 @@ use crate::FieldError;
 pub mod limits {
     pub const TASKS_MAX: u64 = 100_000;
     pub const UNITS_MAX: u64 = 100_000;
-    pub const NAME_BYTES_MAX: usize = 128;
-    pub const COMMAND_BYTES_MAX: usize = 4_096;
+    // Lengths are in characters (Unicode scalar values), as JSON Schema's
+    // `maxLength` counts them.
+    pub const NAME_CHARS_MAX: usize = 128;
+    pub const COMMAND_CHARS_MAX: usize = 4_096;
     pub const ARGS_MAX: usize = 256;
-    pub const ARG_BYTES_MAX: usize = 4_096;
+    pub const ARG_CHARS_MAX: usize = 4_096;
     pub const ENV_MAX: usize = 256;
-    pub const SCRIPT_BYTES_MAX: usize = 64 * 1024;
+    pub const SCRIPT_CHARS_MAX: usize = 64 * 1024;
     pub const FAMILIES_MAX: usize = 32;
     pub const HOURS_MAX: f64 = 10_000.0;
     pub const DATA_GB_MAX: f64 = 1e9;
@@ -52,6 +54,25 @@ impl JobKind {
     }
 }
 
+impl From<suanwang_api::JobKind> for JobKind {
+    fn from(kind: suanwang_api::JobKind) -> JobKind {
+        match kind {
+            suanwang_api::JobKind::Batch => JobKind::Batch,
+            suanwang_api::JobKind::Gang => JobKind::Gang,
+            suanwang_api::JobKind::Service => JobKind::Service,
+        }
+    }
+}
+
+/// The engine's kind of a wire kind.
+pub fn resource_kind(kind: suanwang_api::ResourceKind) -> Kind {
+    match kind {
+        suanwang_api::ResourceKind::Cpu => Kind::Cpu,
+        suanwang_api::ResourceKind::Gpu => Kind::Gpu,
+        suanwang_api::ResourceKind::Hpc => Kind::Hpc,
+    }
+}
+
 /// A validated job: what the scheduler needs, with regions resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobDef {
@@ -69,21 +90,34 @@ pub struct JobDef {
     /// Sorted, unique region indices.
     pub allowed_regions: Option<Vec<usize>>,
     pub retries: u32,
+    /// When every task must have finished, in milliseconds since the epoch
+    /// (`deadline::verdict` decides what may still start).
+    pub deadline_ms: Option<i64>,
+}
+
+impl JobDef {
+    /// A task's estimated run time in milliseconds.
+    pub fn hours_ms(&self) -> i64 {
+        crate::deadline::hours_ms(self.hours)
+    }
+
+    /// Where the job stands against its deadline at `now_ms`.
+    pub fn deadline_at(&self, now_ms: i64) -> crate::deadline::Verdict {
+        crate::deadline::verdict(self.deadline_ms, self.hours_ms(), now_ms)
+    }
 }
 
 pub fn validate_job(spec: &JobSpec, topology: &Topology) -> Result<JobDef, FieldError> {
     use limits::*;
     check_name("name", &spec.name)?;
-    let kind = JobKind::parse(&spec.kind)
-        .ok_or_else(|| FieldError::new("kind", "must be batch, gang or service"))?;
+    let kind = JobKind::from(spec.kind);
     if spec.tasks == 0 || spec.tasks > TASKS_MAX {
         return Err(FieldError::new(
             "tasks",
             format!("must be 1 to {TASKS_MAX}"),
         ));
     }
-    let resource_kind = Kind::parse(&spec.resources.kind)
-        .ok_or_else(|| FieldError::new("resources.kind", "must be cpu, gpu or hpc"))?;
+    let resource_kind = resource_kind(spec.resources.kind);
     if spec.resources.units == 0 || spec.resources.units > UNITS_MAX {
         return Err(FieldError::new(
             "resources.units",
@@ -105,21 +139,23 @@ pub fn validate_job(spec: &JobSpec, topology: &Topology) -> Result<JobDef, Field
     families.dedup();
     check_finite("resources.memory_gib", spec.resources.memory_gib, 1e6)?;
     let run = &spec.run;
-    if run.command.is_empty() || run.command.len() > COMMAND_BYTES_MAX || run.command.contains('\0')
+    if run.command.is_empty()
+        || run.command.chars().count() > COMMAND_CHARS_MAX
+        || run.command.contains('\0')
     {
         return Err(FieldError::new(
             "run.command",
-            format!("must be 1 to {COMMAND_BYTES_MAX} bytes without NUL"),
+            format!("must be 1 to {COMMAND_CHARS_MAX} characters without NUL"),
         ));
     }
     if run.args.len() > ARGS_MAX {
         return Err(FieldError::new("run.args", format!("at most {ARGS_MAX}")));
     }
     for (i, arg) in run.args.iter().enumerate() {
-        if arg.len() > ARG_BYTES_MAX || arg.contains('\0') {
+        if arg.chars().count() > ARG_CHARS_MAX || arg.contains('\0') {
             return Err(FieldError::new(
                 format!("run.args[{i}]"),
-                format!("at most {ARG_BYTES_MAX} bytes without NUL"),
+                format!("at most {ARG_CHARS_MAX} characters without NUL"),
             ));
         }
     }
@@ -143,18 +179,18 @@ pub fn validate_job(spec: &JobSpec, topology: &Topology) -> Result<JobDef, Field
                 "SUANWANG_ is reserved",
             ));
         }
-        if value.len() > ARG_BYTES_MAX || value.contains('\0') {
+        if value.chars().count() > ARG_CHARS_MAX || value.contains('\0') {
             return Err(FieldError::new(
                 format!("run.env.{key}"),
-                format!("at most {ARG_BYTES_MAX} bytes without NUL"),
+                format!("at most {ARG_CHARS_MAX} characters without NUL"),
             ));
         }
     }
     if let Some(script) = &run.slurm_script {
-        if script.len() > SCRIPT_BYTES_MAX {
+        if script.chars().count() > SCRIPT_CHARS_MAX {
             return Err(FieldError::new(
                 "run.slurm_script",
-                format!("at most {SCRIPT_BYTES_MAX} bytes"),
+                format!("at most {SCRIPT_CHARS_MAX} characters"),
             ));
         }
     }
@@ -181,6 +217,12 @@ pub fn validate_job(spec: &JobSpec, topology: &Topology) -> Result<JobDef, Field
                     "must name at least one region (leave it out for anywhere)",
                 ));
             }
+            if ids.len() > crate::topology::REGIONS_MAX {
+                return Err(FieldError::new(
+                    "allowed_regions",
+                    format!("at most {} regions", crate::topology::REGIONS_MAX),
+                ));
+            }
             let mut regions = Vec::with_capacity(ids.len());
             for (i, id) in ids.iter().enumerate() {
                 regions.push(topology.require_region(&format!("allowed_regions[{i}]"), id)?);
@@ -190,11 +232,7 @@ pub fn validate_job(spec: &JobSpec, topology: &Topology) -> Result<JobDef, Field
             Some(regions)
         }
     };
-    if let Some(deadline) = &spec.deadline {
-        if deadline.len() > 64 {
-            return Err(FieldError::new("deadline", "must be an RFC 3339 time"));
-        }
-    }
+    let deadline_ms = parse_deadline(spec)?;
     if spec.retries > RETRIES_MAX {
         return Err(FieldError::new("retries", format!("at most {RETRIES_MAX}")));
     }
@@ -212,7 +250,59 @@ pub fn validate_job(spec: &JobSpec, topology: &Topology) -> Result<JobDef, Field
         data_gb: spec.data_gb,
         allowed_regions,
         retries: spec.retries,
+        deadline_ms,
     })
+}
+
+fn parse_deadline(spec: &JobSpec) -> Result<Option<i64>, FieldError> {
+    let Some(text) = &spec.deadline else {
+        return Ok(None);
+    };
+    Some(text)
+        .filter(|text| text.len() <= 64)
+        .and_then(|text| crate::deadline::parse_ms(text))
+        .map(Some)
+        .ok_or_else(|| {
+            FieldError::new(
+                "deadline",
+                "must be an RFC 3339 time with an offset, e.g. 2026-12-01T08:00:00+08:00",
+            )
+        })
+}
+
+/// A stored spec's deadline and a task's run time in milliseconds, without
+/// the rest of [`validate_job`] (which a stored spec may fail after the
+/// topology changed): what "why is my job waiting?" needs. `None` without
+/// a deadline.
+pub fn deadline_terms(spec: &JobSpec) -> Result<Option<(i64, i64)>, FieldError> {
+    check_finite("hours", spec.hours, limits::HOURS_MAX)?;
+    Ok(parse_deadline(spec)?
+        .map(|deadline_ms| (deadline_ms, crate::deadline::hours_ms(spec.hours))))
+}
+
+/// What a submission adds to [`validate_job`]: its deadline must still be
+/// reachable at `now_ms` (a task started now finishes by it). A stored job
+/// whose deadline passed is still valid; its waiting tasks fail instead.
+pub fn check_submission(def: &JobDef, now_ms: i64) -> Result<(), FieldError> {
+    match def.deadline_at(now_ms) {
+        crate::deadline::Verdict::Missed {
+            deadline_ms,
+            left_ms,
+        } => Err(FieldError::new(
+            "deadline",
+            format!(
+                "cannot be met: a task needs {} and {} is {}",
+                crate::deadline::duration(def.hours_ms()),
+                crate::deadline::format_ms(deadline_ms),
+                if left_ms < 0 {
+                    "already past".to_owned()
+                } else {
+                    format!("only {} away", crate::deadline::duration(left_ms))
+                }
+            ),
+        )),
+        crate::deadline::Verdict::None | crate::deadline::Verdict::Open { .. } => Ok(()),
+    }
 }
 
 /// A validated pool.
@@ -244,8 +334,11 @@ pub fn validate_pools(pools: &[PoolSpec]) -> Result<Vec<PoolDef>, FieldError> {
         let kind = Kind::parse(&pool.kind)
             .ok_or_else(|| FieldError::new(field("kind"), "must be cpu, gpu or hpc"))?;
         check_id(&field("family"), &pool.family)?;
-        if pool.device_model.len() > 128 {
-            return Err(FieldError::new(field("device_model"), "at most 128 bytes"));
+        if pool.device_model.chars().count() > 128 {
+            return Err(FieldError::new(
+                field("device_model"),
+                "at most 128 characters",
+            ));
         }
         if pool.capacity > CAPACITY_MAX {
             return Err(FieldError::new(
@@ -280,14 +373,14 @@ pub fn validate_pools(pools: &[PoolSpec]) -> Result<Vec<PoolDef>, FieldError> {
 
 pub fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
     if name.trim().is_empty()
-        || name.len() > limits::NAME_BYTES_MAX
+        || name.chars().count() > limits::NAME_CHARS_MAX
         || name.chars().any(char::is_control)
     {
         return Err(FieldError::new(
             field,
             format!(
-                "must be 1 to {} bytes without control characters",
-                limits::NAME_BYTES_MAX
+                "must be 1 to {} characters without control characters",
+                limits::NAME_CHARS_MAX
             ),
         ));
     }
@@ -315,10 +408,10 @@ mod tests {
     fn hello() -> JobSpec {
         JobSpec {
             name: "hello".into(),
-            kind: "batch".into(),
+            kind: suanwang_api::JobKind::Batch,
             tasks: 4,
             resources: ResourcesSpec {
-                kind: "cpu".into(),
+                kind: suanwang_api::ResourceKind::Cpu,
                 units: 1,
                 families: vec![],
                 memory_gib: 0.0,
@@ -357,8 +450,13 @@ mod tests {
     fn fields_are_named() {
         check(|_| {}, None);
         check(|s| s.tasks = 0, Some("tasks"));
-        check(|s| s.kind = "cron".into(), Some("kind"));
-        check(|s| s.resources.kind = "tpu".into(), Some("resources.kind"));
+        check(
+            |s| s.allowed_regions = Some(vec!["guian".into(); 4_097]),
+            Some("allowed_regions"),
+        );
+        check(|s| s.name = "名".repeat(128), None);
+        check(|s| s.name = "名".repeat(129), Some("name"));
+        check(|s| s.run.command = "命".repeat(4_096), None);
         check(|s| s.resources.units = 0, Some("resources.units"));
         check(|s| s.origin = "atlantis".into(), Some("origin"));
         check(
@@ -387,5 +485,45 @@ mod tests {
             |s| s.data_region = Some("nowhere".into()),
             Some("data_region"),
         );
+        check(|s| s.deadline = Some("2026-12-01T00:00:00Z".into()), None);
+        check(
+            |s| s.deadline = Some("2026-12-01T00:00:00".into()),
+            Some("deadline"),
+        );
+        check(|s| s.deadline = Some("next week".into()), Some("deadline"));
+        check(
+            |s| s.deadline = Some(format!("2026-12-01T00:00:00.{}Z", "0".repeat(60))),
+            Some("deadline"),
+        );
+    }
+
+    #[test]
+    fn a_deadline_is_parsed_and_checked_at_submission() {
+        let topology = Topology::national();
+        let t0 = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+        let mut spec = hello();
+        spec.hours = 1.0;
+        spec.deadline = Some("2026-12-01T08:00:00+08:00".into());
+        let def = validate_job(&spec, &topology).unwrap();
+        assert_eq!(def.deadline_ms, Some(t0));
+        // (now, accepted?): a task started now must finish by the deadline.
+        let table = [
+            (t0 - 2 * 3_600_000, true),
+            (t0 - 3_600_000, true),
+            (t0 - 3_600_000 + 1, false),
+            (t0 - 60_000, false),
+            (t0 + 1, false),
+        ];
+        for (now, accepted) in table {
+            let result = check_submission(&def, now);
+            assert_eq!(result.is_ok(), accepted, "now {now}: {result:?}");
+            if let Err(error) = result {
+                assert_eq!(error.field, "deadline");
+            }
+        }
+        spec.deadline = None;
+        let def = validate_job(&spec, &topology).unwrap();
+        assert_eq!(def.deadline_ms, None);
+        assert!(check_submission(&def, i64::MAX).is_ok());
     }
 }

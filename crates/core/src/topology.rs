@@ -150,18 +150,19 @@ fn square(field: &str, matrix: &[Vec<f64>], n: usize) -> Result<Vec<f64>, FieldE
     Ok(flat)
 }
 
-/// Ids are short names: 1 to 128 bytes of letters, digits, `-`, `_`, `.`.
+/// Ids are short names: 1 to 128 ASCII letters, digits, `-`, `_`, `.`
+/// (`suanwang_api::ID_PATTERN`).
 pub fn check_id(field: &str, id: &str) -> Result<(), FieldError> {
     if id.is_empty() || id.len() > 128 {
         return Err(FieldError::new(field, "must be 1 to 128 bytes"));
     }
     if !id
         .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
         return Err(FieldError::new(
             field,
-            "only letters, digits, '-', '_' and '.'",
+            "only ASCII letters, digits, '-', '_' and '.'",
         ));
     }
     Ok(())

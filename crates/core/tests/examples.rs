@@ -61,7 +61,7 @@ fn render_is_a_cheap_film() {
     let all = examples();
     let (spec, def) = example(&all, "render");
     assert_eq!(def.kind, JobKind::Batch);
-    assert_eq!(def.tasks, 240);
+    assert_eq!(def.tasks, 24, "a one-second film at 24 frames per second");
     assert_eq!(def.resource_kind, Kind::Cpu);
     assert_eq!(def.units, 1);
     assert!(def.families.is_empty() && def.allowed_regions.is_none());

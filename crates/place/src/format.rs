@@ -1941,10 +1941,7 @@ mod tests {
     }
 
     fn example(name: &str) -> String {
-        let path = format!(
-            "{}/../../../shared/placement/examples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
     }
 

@@ -25,6 +25,7 @@ pub mod commit;
 pub mod error;
 pub mod json;
 pub mod openapi;
+pub mod prune;
 pub mod routes;
 pub mod scheduler;
 pub mod state;
@@ -308,7 +309,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
         .route_layer(middleware::from_fn(track))
-        .fallback(|| async { error::ApiError::not_found("route") })
+        // The same answer as for a resource the caller may not see.
+        .fallback(json::no_such_route)
         .layer(DefaultBodyLimit::max(json::BODY_BYTES_READ_MAX))
         .with_state(state)
 }
@@ -351,11 +353,12 @@ pub async fn start(state: Arc<AppState>, listen: SocketAddr) -> anyhow::Result<R
             tracing::error!(%error, "HTTP server stopped");
         }
     });
-    let scheduler = tokio::spawn(scheduler::run(state.clone(), receiver));
+    let scheduler = tokio::spawn(scheduler::run(state.clone(), receiver.clone()));
+    let prune = tokio::spawn(prune::run(state.clone(), receiver));
     Ok(Running {
         addr,
         state,
         shutdown,
-        tasks: vec![http, scheduler],
+        tasks: vec![http, scheduler, prune],
     })
 }

@@ -13,7 +13,7 @@ use suanwang_core::round::{self, RoundJob, RoundPool};
 use suanwang_core::spec::{validate_job, JobDef, JobKind};
 use suanwang_core::topology::Topology;
 use suanwang_place::Kind;
-use suanwang_store::{RoundInput, RoundWrite};
+use suanwang_store::{MissedDeadline, RoundInput, RoundWrite};
 use tokio::sync::watch;
 
 use crate::now_ms;
@@ -35,10 +35,18 @@ pub struct Prepared {
     pub jobs: Vec<RoundJob>,
     /// Jobs that wait for a reason outside the engine: (job, why).
     pub held: Vec<(String, String)>,
+    /// Jobs whose waiting tasks can no longer meet their deadline at the
+    /// round's time: not offered; their waiting tasks fail.
+    pub missed: Vec<MissedDeadline>,
 }
 
-/// Turns the store's rows into the round's inputs.
-pub fn prepare(topology: &Topology, input: RoundInput, cache: &mut SpecCache) -> Prepared {
+/// Turns the store's rows into the round's inputs, at `now_ms`.
+pub fn prepare(
+    topology: &Topology,
+    input: RoundInput,
+    cache: &mut SpecCache,
+    now_ms: i64,
+) -> Prepared {
     let mut prepared = Prepared::default();
     for (pool, region) in input.pools {
         let Some(region) = topology.region(&region) else {
@@ -52,9 +60,18 @@ pub fn prepare(topology: &Topology, input: RoundInput, cache: &mut SpecCache) ->
         let (power, pue, grid) = spec
             .map(|s| (s.power_kw_per_unit, s.pue, s.grid_kg_co2_per_kwh))
             .unwrap_or((0.0, 1.0, 0.0));
+        // Every site of a round pool has its name in the input; were one
+        // missing, its id still names it.
+        let site_name = input
+            .site_names
+            .get(&pool.site)
+            .cloned()
+            .unwrap_or_else(|| pool.site.clone());
         prepared.pools.push(RoundPool {
             id: pool.id,
             site: pool.site,
+            site_name,
+            name: pool.name,
             region,
             kind,
             family: pool.family,
@@ -78,6 +95,12 @@ pub fn prepare(topology: &Topology, input: RoundInput, cache: &mut SpecCache) ->
         };
         match &def {
             Err(why) => prepared.held.push((job.id.clone(), why.clone())),
+            Ok(def) if !def.deadline_at(now_ms).may_start() => {
+                prepared.missed.push(MissedDeadline {
+                    job: job.id.clone(),
+                    deadline_ms: def.deadline_ms.expect("a missed deadline exists"),
+                });
+            }
             Ok(def) if def.kind == JobKind::Gang && job.pending != job.live => {
                 prepared.held.push((job.id.clone(), format!("gang: waiting for {} of its tasks to finish before all {} start again together", job.live - job.pending, job.live)));
             }
@@ -137,8 +160,29 @@ pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::R
     refresh_topology(state, memory).await?;
     let topology = state.topology();
     let input = state.store.round_input().await?;
-    let prepared = prepare(&topology, input, &mut memory.specs);
-    let Prepared { pools, jobs, held } = prepared;
+    let now = now_ms();
+    let prepared = prepare(&topology, input, &mut memory.specs, now);
+    let Prepared {
+        pools,
+        jobs,
+        held,
+        missed,
+    } = prepared;
+    if !missed.is_empty() {
+        // Not offered this round either way; a failure here is tried again
+        // next round, and must not hold up the placement of other jobs.
+        match state.store.fail_missed_deadlines(&missed, now).await {
+            Ok(failed) => {
+                tracing::info!(
+                    jobs = missed.len(),
+                    tasks = failed,
+                    "deadlines missed; waiting tasks failed"
+                );
+                state.changed();
+            }
+            Err(error) => tracing::warn!(%error, "failing tasks past their deadline failed"),
+        }
+    }
     let read_seconds = started.elapsed().as_secs_f64();
     let (pools, jobs, plan) = tokio::task::spawn_blocking(move || {
         let (_, plan) = round::plan(&topology, &pools, &jobs);
@@ -283,5 +327,69 @@ async fn continue_after(shutdown: &mut watch::Receiver<bool>, pause: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(pause) => {}
         _ = shutdown.changed() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use suanwang_store::WaitingJob;
+
+    use super::*;
+
+    const T0: i64 = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+
+    fn waiting(
+        id: &str,
+        kind: &str,
+        deadline: Option<&str>,
+        pending: u64,
+        live: u64,
+    ) -> WaitingJob {
+        let spec = serde_json::json!({
+            "name": id, "kind": kind, "tasks": live, "hours": 1.0,
+            "bid_yuan_per_unit_hour": 1.0, "origin": "shanghai",
+            "deadline": deadline,
+            "resources": { "kind": "cpu", "units": 1 },
+            "run": { "command": "true" },
+        });
+        WaitingJob {
+            id: id.into(),
+            tenant: "t".into(),
+            spec: spec.to_string(),
+            pending,
+            live,
+        }
+    }
+
+    #[test]
+    fn jobs_past_their_deadline_are_not_offered_but_failed() {
+        let topology = Topology::national();
+        let input = RoundInput {
+            jobs: vec![
+                waiting("open", "batch", Some("2026-12-01T01:00:00Z"), 2, 2),
+                waiting("late", "batch", Some("2026-12-01T00:59:59Z"), 2, 3),
+                waiting("none", "batch", None, 1, 1),
+                // A held gang still fails: it cannot run whole in time.
+                waiting("gang", "gang", Some("2026-12-01T00:30:00+00:00"), 1, 3),
+            ],
+            ..RoundInput::default()
+        };
+        let prepared = prepare(&topology, input, &mut SpecCache::new(), T0);
+        let offered: Vec<&str> = prepared.jobs.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(offered, ["open", "none"]);
+        assert_eq!(
+            prepared.missed,
+            [
+                MissedDeadline {
+                    job: "late".into(),
+                    deadline_ms: T0 + 3_599_000
+                },
+                MissedDeadline {
+                    job: "gang".into(),
+                    deadline_ms: T0 + 1_800_000
+                },
+            ]
+        );
+        assert!(prepared.held.is_empty(), "{:?}", prepared.held);
     }
 }

@@ -11,6 +11,11 @@ use tokio::sync::{watch, Notify};
 use crate::auth::{RateLimiter, TokenCache};
 use crate::commit::GroupCommit;
 
+/// Idempotency records are kept this long by default (as Stripe's keys).
+pub const IDEMPOTENCY_RETENTION_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+/// The longest retention a configuration may ask for.
+pub const IDEMPOTENCY_RETENTION_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Settings of a server; `suanwang serve` fills them from its TOML file,
 /// flags and environment.
 #[derive(Clone, Debug)]
@@ -27,6 +32,9 @@ pub struct Settings {
     /// SQLite (one writer anyway), 4 on PostgreSQL (one batch fsyncs while
     /// the next is built; more only helps a server with more cores).
     pub commit_writers: Option<usize>,
+    /// How long an idempotency record answers a retried request; after it
+    /// (and the next background prune) the same key is a new request.
+    pub idempotency_retention: Duration,
 }
 
 impl Default for Settings {
@@ -38,6 +46,7 @@ impl Default for Settings {
             rate_limit_burst: 2_000,
             long_poll_max: Duration::from_secs(30),
             commit_writers: None,
+            idempotency_retention: IDEMPOTENCY_RETENTION_DEFAULT,
         }
     }
 }

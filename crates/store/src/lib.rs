@@ -212,6 +212,10 @@ pub struct TaskRow {
     pub site: Option<String>,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
+    /// The site's name and region and the pool's name, for people.
+    pub site_name: Option<String>,
+    pub site_region: Option<String>,
+    pub pool_name: Option<String>,
 }
 
 impl TaskRow {
@@ -225,6 +229,9 @@ impl TaskRow {
             site: None,
             exit_code: None,
             reason: None,
+            site_name: None,
+            site_region: None,
+            pool_name: None,
         }
     }
 }
@@ -310,6 +317,20 @@ pub struct UsageRow {
     pub scu_rated: bool,
     /// The catalogue version the record was rated with.
     pub catalogue_version: String,
+    /// The site's name and region and the pool's name, for people.
+    pub site_name: String,
+    pub site_region: String,
+    pub pool_name: String,
+}
+
+/// Where a page of a job's usage records starts: after this key, in the
+/// order `(task, attempt, seq, site)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageKey {
+    pub task: u64,
+    pub attempt: u32,
+    pub seq: u32,
+    pub site: String,
 }
 
 /// What a scheduling round reads.
@@ -317,6 +338,9 @@ pub struct UsageRow {
 pub struct RoundInput {
     /// Active pools of healthy sites, with the units in use.
     pub pools: Vec<(PoolRow, String)>,
+    /// The name of every site in `pools`, by site id, so explanations can
+    /// name a pool as `site/pool`.
+    pub site_names: std::collections::BTreeMap<String, String>,
     /// Jobs with waiting tasks: (id, tenant, spec, pending, live), where live
     /// counts pending + placed + running tasks.
     pub jobs: Vec<WaitingJob>,
@@ -329,6 +353,14 @@ pub struct WaitingJob {
     pub spec: String,
     pub pending: u64,
     pub live: u64,
+}
+
+/// A job whose waiting tasks can no longer finish by its deadline
+/// (`suanwang_core::deadline::verdict` said `Missed` for it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissedDeadline {
+    pub job: String,
+    pub deadline_ms: i64,
 }
 
 /// What a scheduling round writes, in one transaction.
@@ -406,6 +438,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// one transaction (group commit). One outcome per job, in order.
     async fn submit_batch(&self, jobs: &[NewJob]) -> Result<Vec<IdemOutcome>>;
     async fn idempotent(&self, principal: &str, key: &str) -> Result<Option<Idem>>;
+    /// Deletes up to `limit` idempotency records created before
+    /// `created_before_ms`, oldest first; returns how many. A key used again
+    /// after its record is gone is a new request.
+    async fn prune_idempotency(&self, created_before_ms: i64, limit: u32) -> Result<u64>;
     async fn job(&self, id: &str) -> Result<Option<JobRow>>;
     async fn jobs(
         &self,
@@ -413,11 +449,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<JobRow>>;
-    async fn tasks(&self, job: &str) -> Result<Vec<TaskRow>>;
+    /// A page of a job's tasks in index order: at most `limit`, with index
+    /// above `after`; never-placed tasks included (they have no row).
+    async fn tasks(&self, job: &str, after: Option<u64>, limit: u32) -> Result<Vec<TaskRow>>;
     async fn events(&self, job: &str, after_seq: i64, limit: u32) -> Result<Vec<EventRow>>;
     /// Cancels every unfinished task. Records `idem` in the same transaction.
     async fn cancel(&self, job: &str, idem: Option<&Idem>, audit: &Audit) -> Result<IdemOutcome>;
-    async fn usage(&self, job: &str) -> Result<Vec<UsageRow>>;
+    /// A page of a job's usage records in key order, after `after`.
+    async fn usage(&self, job: &str, after: Option<&UsageKey>, limit: u32)
+        -> Result<Vec<UsageRow>>;
     async fn job_states(&self) -> Result<Vec<(String, u64)>>;
 
     // Scheduling.
@@ -425,5 +465,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// holds it.
     async fn try_lead(&self) -> Result<bool>;
     async fn round_input(&self) -> Result<RoundInput>;
+    /// Fails every waiting task of each job in `missed` (pending rows and
+    /// the never-placed tail, which get their rows) with the reason
+    /// `deadline`, by `TaskEvent::DeadlineMissed`, in one transaction: jobs
+    /// locked in id order, then tasks, then sites. The job then follows its
+    /// rules: a gang's placed and running members are cancelled. One event
+    /// `deadline` per job. Jobs cancelled or finished meanwhile are left as
+    /// they are. Returns the number of tasks failed.
+    async fn fail_missed_deadlines(&self, missed: &[MissedDeadline], now_ms: i64) -> Result<u64>;
     async fn apply_round(&self, round: &RoundWrite) -> Result<()>;
 }

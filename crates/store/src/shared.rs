@@ -1095,6 +1095,21 @@ macro_rules! impl_store {
                 }))
             }
 
+            async fn prune_idempotency(&self, created_before_ms: i64, limit: u32) -> $crate::Result<u64> {
+                assert!(limit > 0, "a prune deletes at least one record");
+                let deleted = sqlx::query(&Self::sql(
+                    "DELETE FROM idempotency WHERE (principal, key) IN \
+                     (SELECT principal, key FROM idempotency WHERE created_at_ms < ? ORDER BY created_at_ms LIMIT ?)",
+                ))
+                .bind(created_before_ms)
+                .bind(i64::from(limit))
+                .execute(self.write())
+                .await?
+                .rows_affected();
+                assert!(deleted <= u64::from(limit), "a prune deletes at most its limit");
+                Ok(deleted)
+            }
+
             async fn job(&self, id: &str) -> $crate::Result<Option<$crate::JobRow>> {
                 let row: Option<$crate::shared::JobSelect> = sqlx::query_as(&Self::sql(
                     "SELECT id, tenant, name, spec, state, tasks, cancel_requested, created_at_ms, why FROM jobs WHERE id = ?",
@@ -1127,11 +1142,17 @@ macro_rules! impl_store {
                 Ok(jobs)
             }
 
-            async fn tasks(&self, job: &str) -> $crate::Result<Vec<$crate::TaskRow>> {
-                let rows: Vec<(i64, String, i64, Option<String>, Option<String>, Option<i64>, Option<String>)> = sqlx::query_as(&Self::sql(
-                    "SELECT idx, state, attempt, pool, site, exit_code, reason FROM tasks WHERE job = ? ORDER BY idx",
+            async fn tasks(&self, job: &str, after: Option<u64>, limit: u32) -> $crate::Result<Vec<$crate::TaskRow>> {
+                let first = after.map_or(0, |after| after.saturating_add(1));
+                #[allow(clippy::type_complexity)]
+                let rows: Vec<(i64, String, i64, Option<String>, Option<String>, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(&Self::sql(
+                    "SELECT t.idx, t.state, t.attempt, t.pool, t.site, t.exit_code, t.reason, s.name, s.region, p.name \
+                     FROM tasks t LEFT JOIN sites s ON s.id = t.site LEFT JOIN pools p ON p.id = t.pool \
+                     WHERE t.job = ? AND t.idx >= ? ORDER BY t.idx LIMIT ?",
                 ))
                 .bind(job)
+                .bind(i64::try_from(first).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
                 .fetch_all(self.read())
                 .await?;
                 // Rows exist for a prefix of the indexes; the rest are never
@@ -1144,7 +1165,7 @@ macro_rules! impl_store {
                 .fetch_optional(self.read())
                 .await?;
                 let mut tasks = rows.into_iter()
-                    .map(|(index, state, attempt, pool, site, exit_code, reason)| {
+                    .map(|(index, state, attempt, pool, site, exit_code, reason, site_name, site_region, pool_name)| {
                         Ok($crate::TaskRow {
                             index: $crate::shared::to_u64("idx", index)?,
                             state,
@@ -1153,13 +1174,18 @@ macro_rules! impl_store {
                             site,
                             exit_code: exit_code.and_then(|code| i32::try_from(code).ok()),
                             reason,
+                            site_name,
+                            site_region,
+                            pool_name,
                         })
                     })
                     .collect::<$crate::Result<Vec<_>>>()?;
                 if let Some((total,)) = total {
-                    let first_new = tasks.last().map_or(0, |t| t.index + 1);
+                    let first_new = tasks.last().map_or(first, |t| t.index + 1);
+                    let room = u64::from(limit).saturating_sub(tasks.len() as u64);
                     let total = $crate::shared::to_u64("tasks", total)?;
-                    tasks.extend((first_new..total).map($crate::TaskRow::never_placed));
+                    let end = total.min(first_new.saturating_add(room));
+                    tasks.extend((first_new..end).map($crate::TaskRow::never_placed));
                 }
                 Ok(tasks)
             }
@@ -1247,17 +1273,36 @@ macro_rules! impl_store {
                 Ok($crate::IdemOutcome::Done)
             }
 
-            async fn usage(&self, job: &str) -> $crate::Result<Vec<$crate::UsageRow>> {
+            async fn usage(&self, job: &str, after: Option<&$crate::UsageKey>, limit: u32) -> $crate::Result<Vec<$crate::UsageRow>> {
+                const COLUMNS: &str = "SELECT u.site, u.job, u.task, u.attempt, u.seq, u.pool, u.units, u.wall_ms, u.device_model, \
+                     u.scu_micro_hours, u.scu_rated, u.catalogue_version, s.name, s.region, p.name \
+                     FROM usage u LEFT JOIN sites s ON s.id = u.site LEFT JOIN pools p ON p.id = u.pool WHERE u.job = ?";
+                const ORDER: &str = " ORDER BY u.task, u.attempt, u.seq, u.site LIMIT ?";
                 #[allow(clippy::type_complexity)]
-                let rows: Vec<(String, String, i64, i64, i64, String, i64, i64, String, i64, i64, String)> = sqlx::query_as(&Self::sql(
-                    "SELECT site, job, task, attempt, seq, pool, units, wall_ms, device_model, scu_micro_hours, scu_rated, catalogue_version \
-                     FROM usage WHERE job = ? ORDER BY task, attempt, seq, site",
-                ))
-                .bind(job)
-                .fetch_all(self.read())
-                .await?;
+                type Row = (String, String, i64, i64, i64, String, i64, i64, String, i64, i64, String, Option<String>, Option<String>, Option<String>);
+                let rows: Vec<Row> = match after {
+                    None => sqlx::query_as(&Self::sql_owned(format!("{COLUMNS}{ORDER}")))
+                        .bind(job)
+                        .bind(i64::from(limit))
+                        .fetch_all(self.read())
+                        .await?,
+                    Some(key) => sqlx::query_as(&Self::sql_owned(format!(
+                        "{COLUMNS} AND (u.task, u.attempt, u.seq, u.site) > (?, ?, ?, ?){ORDER}"
+                    )))
+                    .bind(job)
+                    .bind(i64::try_from(key.task).unwrap_or(i64::MAX))
+                    .bind(i64::from(key.attempt))
+                    .bind(i64::from(key.seq))
+                    .bind(&key.site)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.read())
+                    .await?,
+                };
+                let named = |what: &str, value: Option<String>| {
+                    value.ok_or_else(|| $crate::StoreError::Corrupt(format!("usage record of a missing {what}")))
+                };
                 rows.into_iter()
-                    .map(|(site, job, task, attempt, seq, pool, units, wall_ms, device_model, scu_micro_hours, scu_rated, catalogue_version)| {
+                    .map(|(site, job, task, attempt, seq, pool, units, wall_ms, device_model, scu_micro_hours, scu_rated, catalogue_version, site_name, site_region, pool_name)| {
                         Ok($crate::UsageRow {
                             site,
                             job,
@@ -1271,6 +1316,9 @@ macro_rules! impl_store {
                             scu_micro_hours: $crate::shared::to_u64("scu_micro_hours", scu_micro_hours)?,
                             scu_rated: scu_rated != 0,
                             catalogue_version,
+                            site_name: named("site", site_name)?,
+                            site_region: named("site", site_region)?,
+                            pool_name: named("pool", pool_name)?,
                         })
                     })
                     .collect()
@@ -1288,8 +1336,8 @@ macro_rules! impl_store {
             }
 
             async fn round_input(&self) -> $crate::Result<$crate::RoundInput> {
-                let pools: Vec<(String, String, String, String, String, String, i64, i64, String)> = sqlx::query_as(
-                    "SELECT p.id, p.site, p.name, p.spec, p.kind, p.family, p.capacity, p.price_micro, s.region \
+                let pools: Vec<(String, String, String, String, String, String, i64, i64, String, String)> = sqlx::query_as(
+                    "SELECT p.id, p.site, p.name, p.spec, p.kind, p.family, p.capacity, p.price_micro, s.region, s.name \
                      FROM pools p JOIN sites s ON s.id = p.site WHERE p.active = 1 AND s.healthy = 1 ORDER BY p.id",
                 )
                 .fetch_all(self.read())
@@ -1300,9 +1348,11 @@ macro_rules! impl_store {
                 .fetch_all(self.read())
                 .await?;
                 let used: std::collections::BTreeMap<String, i64> = used.into_iter().collect();
+                let mut site_names = std::collections::BTreeMap::new();
                 let pools = pools
                     .into_iter()
-                    .map(|(id, site, name, spec, kind, family, capacity, price_micro, region)| {
+                    .map(|(id, site, name, spec, kind, family, capacity, price_micro, region, site_name)| {
+                        site_names.entry(site.clone()).or_insert(site_name);
                         let used = used.get(&id).copied().unwrap_or(0);
                         Ok(($crate::PoolRow {
                             id, site, name, spec, kind, family,
@@ -1357,11 +1407,100 @@ macro_rules! impl_store {
                         jobs.push($crate::WaitingJob { id, tenant, spec, pending, live });
                     }
                 }
-                Ok($crate::RoundInput { pools, jobs })
+                Ok($crate::RoundInput { pools, site_names, jobs })
             }
 
             async fn apply_round(&self, round: &$crate::RoundWrite) -> $crate::Result<()> {
                 self.apply_round_impl(round).await
+            }
+
+            async fn fail_missed_deadlines(&self, missed: &[$crate::MissedDeadline], now_ms: i64) -> $crate::Result<u64> {
+                let mut missed: Vec<&$crate::MissedDeadline> = missed.iter().collect();
+                missed.sort_by(|a, b| a.job.cmp(&b.job));
+                missed.dedup_by(|a, b| a.job == b.job);
+                if missed.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.write().begin().await?;
+                // The jobs first, in id order, then their tasks, then sites.
+                Self::lock_jobs(&mut tx, &missed.iter().map(|m| m.job.as_str()).collect::<Vec<_>>()).await?;
+                let mut failed_total = 0u64;
+                let mut jobs: Vec<String> = Vec::with_capacity(missed.len());
+                let mut sites = std::collections::BTreeSet::new();
+                for m in missed {
+                    let found: Option<(i64, i64, i64, i64, String, i64, String)> = sqlx::query_as(&Self::sql_owned(format!(
+                        "SELECT tasks, tasks_materialized, units, retries, kind, cancel_requested, state FROM jobs WHERE id = ?{}",
+                        Self::for_update("jobs")
+                    )))
+                    .bind(&m.job)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some((tasks, materialized, units, retries, kind, cancel, state)) = found else {
+                        continue;
+                    };
+                    if cancel != 0 || matches!(state.as_str(), "succeeded" | "failed" | "cancelled") {
+                        continue;
+                    }
+                    let retries = u32::try_from(retries).map_err(|_| $crate::StoreError::Corrupt(format!("job {} retries {retries}", m.job)))?;
+                    let event = suanwang_core::lifecycle::TaskEvent::DeadlineMissed;
+                    let reason = suanwang_core::deadline::REASON;
+                    let pending: Vec<(i64, String, i64)> = sqlx::query_as(&Self::sql_owned(format!(
+                        "SELECT idx, state, attempt FROM tasks WHERE job = ? AND state = 'pending' ORDER BY idx{}",
+                        Self::for_update("tasks")
+                    )))
+                    .bind(&m.job)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut failed = 0u64;
+                    for (idx, state, attempt) in pending {
+                        let task = suanwang_core::lifecycle::Task {
+                            state: $crate::shared::state(&state)?,
+                            attempt: u32::try_from(attempt).map_err(|_| $crate::StoreError::Corrupt(format!("attempt {attempt}")))?,
+                            retries,
+                        };
+                        let next = task.apply(event).map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
+                        sqlx::query(&Self::sql("UPDATE tasks SET state = ?, reason = ? WHERE job = ? AND idx = ?"))
+                            .bind(next.state.as_str())
+                            .bind(reason)
+                            .bind(&m.job)
+                            .bind(idx)
+                            .execute(&mut *tx)
+                            .await?;
+                        failed += 1;
+                    }
+                    // The never-placed tail gets its rows, in the state the
+                    // lifecycle gives a never-placed task.
+                    let tail = $crate::shared::tail(tasks, materialized)?;
+                    if tail > 0 {
+                        let next = suanwang_core::lifecycle::Task::new(retries)
+                            .apply(event)
+                            .map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
+                        Self::insert_never_placed(&mut tx, &m.job, materialized, tasks, units, next.state.as_str(), Some(reason)).await?;
+                        sqlx::query(&Self::sql("UPDATE jobs SET tasks_materialized = tasks WHERE id = ?"))
+                            .bind(&m.job)
+                            .execute(&mut *tx)
+                            .await?;
+                        failed += $crate::shared::to_u64("tail", tail)?;
+                    }
+                    if failed == 0 {
+                        continue;
+                    }
+                    let detail = format!(
+                        "{failed} waiting tasks failed: deadline {} can no longer be met",
+                        suanwang_core::deadline::format_ms(m.deadline_ms)
+                    );
+                    Self::event_in(&mut tx, &m.job, None, now_ms, reason, &detail).await?;
+                    if kind == "gang" {
+                        // A member ended for good: its placed and running peers are cancelled.
+                        Self::gang_follow(&mut tx, &m.job, retries, true, now_ms, &mut sites).await?;
+                    }
+                    failed_total += failed;
+                    jobs.push(m.job.clone());
+                }
+                Self::bump_sites(&mut tx, &sites).await?;
+                Self::refresh_jobs(&mut tx, &jobs).await?;
+                tx.commit().await?;
+                Ok(failed_total)
             }
         }
 
@@ -1530,17 +1669,33 @@ macro_rules! impl_store {
                 high: i64,
                 units: i64,
             ) -> $crate::Result<()> {
+                Self::insert_never_placed(tx, job, low, high, units, "cancelled", None).await
+            }
+
+            /// Rows for the never-placed tasks `low..high` of `job`, in
+            /// `state` (attempt 0) with `reason`.
+            async fn insert_never_placed(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                job: &str,
+                low: i64,
+                high: i64,
+                units: i64,
+                state: &str,
+                reason: Option<&str>,
+            ) -> $crate::Result<()> {
                 if low >= high {
                     return Ok(());
                 }
                 let done = sqlx::query(&Self::sql(
                     "WITH RECURSIVE r(idx) AS (SELECT CAST(? AS BIGINT) UNION ALL SELECT idx + 1 FROM r WHERE idx + 1 < ?) \
-                     INSERT INTO tasks (job, idx, state, attempt, units) SELECT ?, idx, 'cancelled', 0, ? FROM r",
+                     INSERT INTO tasks (job, idx, state, attempt, units, reason) SELECT ?, idx, ?, 0, ?, ? FROM r",
                 ))
                 .bind(low)
                 .bind(high)
                 .bind(job)
+                .bind(state)
                 .bind(units)
+                .bind(reason)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();

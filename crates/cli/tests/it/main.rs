@@ -11,6 +11,7 @@ use serde_json::Value;
 mod agent;
 mod meter;
 mod server;
+mod up;
 mod work;
 
 /// A fresh directory under the system temporary directory, removed on drop.

@@ -1,4 +1,4 @@
-//! The shared national examples against `examples/REFERENCE.md`: greedy to
+//! The national examples in `tests/data` against its `REFERENCE.md`: greedy to
 //! the cent, the market within a margin of the exact optimum (S) or the LP
 //! bound (M), and the market's own certificate on M.
 
@@ -7,39 +7,16 @@ use std::path::PathBuf;
 use suanwang_place::{check, format, greedy, solve, Problem};
 
 fn examples_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/placement/examples"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"))
 }
 
-/// The example problem `name`, or `None` when the shared directory is absent
-/// and `SUANWANG_NO_SHARED=1` says that is expected. Absent otherwise is a
-/// failure, not a skip.
-fn example(name: &str) -> Option<Problem> {
+/// The example problem `name`, shipped in `tests/data` (see its README).
+fn example(name: &str) -> Problem {
     let path = examples_dir().join(name);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) => {
-            if std::env::var("SUANWANG_NO_SHARED").as_deref() == Ok("1") {
-                eprintln!(
-                    "skipping {name}: {} not readable ({error}) and SUANWANG_NO_SHARED=1",
-                    path.display()
-                );
-                return None;
-            }
-            panic!(
-                "cannot read the shared example {} ({error}); the examples live in \
-                 shared/placement/examples beside this checkout. Set SUANWANG_NO_SHARED=1 \
-                 to skip these tests where that directory is deliberately absent.",
-                path.display()
-            );
-        }
-    };
-    Some(
-        format::read_problem(&text)
-            .unwrap_or_else(|error| panic!("{} is not a valid problem: {error}", path.display())),
-    )
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    format::read_problem(&text)
+        .unwrap_or_else(|error| panic!("{} is not a valid problem: {error}", path.display()))
 }
 
 struct Expected {
@@ -56,9 +33,7 @@ struct Expected {
 }
 
 fn run(expected: &Expected) {
-    let Some(problem) = example(expected.file) else {
-        return;
-    };
+    let problem = example(expected.file);
     assert_eq!(problem.pools.len(), expected.pools, "{}", expected.file);
     assert_eq!(problem.classes.len(), expected.classes, "{}", expected.file);
     assert_eq!(problem.task_count(), expected.tasks, "{}", expected.file);

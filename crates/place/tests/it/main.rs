@@ -3,7 +3,7 @@
 //!   against a brute-force optimum;
 //! - `edge`: edge cases, one table;
 //! - `explain`: snapshots of rendered explanations;
-//! - `examples`: the shared national examples against their reference values.
+//! - `examples`: the national examples in `tests/data` against their reference values.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 // Exact comparisons are deliberate here: an empty round has bound 0.0, not
 // about 0.0, and an uncongested pool has price 0.0.

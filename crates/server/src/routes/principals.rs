@@ -12,9 +12,10 @@ use suanwang_store::{Audit, NewToken, PrincipalRow, Role};
 
 use crate::auth::{new_id, new_token, Caller};
 use crate::error::ApiResult;
-use crate::json::StrictJson;
+use crate::json::JsonBody;
 use crate::now_ms;
-use crate::routes::check_path_id;
+use crate::openapi::{Authn, BadBody, Conflict, Hidden};
+use crate::routes::{check_path_id, IdPath};
 use crate::state::AppState;
 use suanwang_core::spec::check_name;
 
@@ -31,9 +32,10 @@ async fn create(
     state: &AppState,
     caller: &Caller,
     role: Role,
-    body: CreatePrincipal,
+    body: JsonBody<CreatePrincipal>,
 ) -> ApiResult<(StatusCode, Json<PrincipalCreated>)> {
     caller.require(Role::Operator)?;
+    let body = body.read().await?.value;
     check_name("name", &body.name)?;
     let now = now_ms();
     let prefix = match role {
@@ -79,25 +81,25 @@ async fn create(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/tenants", request_body = CreatePrincipal, responses((status = 201, body = PrincipalCreated)), tag = "principals")]
+#[utoipa::path(post, path = "/v1/tenants", request_body = CreatePrincipal, responses((status = 201, body = PrincipalCreated), Authn, Hidden, BadBody, Conflict), tag = "principals")]
 pub async fn create_tenant(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: StrictJson<CreatePrincipal>,
+    body: JsonBody<CreatePrincipal>,
 ) -> ApiResult<(StatusCode, Json<PrincipalCreated>)> {
-    create(&state, &caller, Role::Tenant, body.value).await
+    create(&state, &caller, Role::Tenant, body).await
 }
 
-#[utoipa::path(post, path = "/v1/providers", request_body = CreatePrincipal, responses((status = 201, body = PrincipalCreated)), tag = "principals")]
+#[utoipa::path(post, path = "/v1/providers", request_body = CreatePrincipal, responses((status = 201, body = PrincipalCreated), Authn, Hidden, BadBody, Conflict), tag = "principals")]
 pub async fn create_provider(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: StrictJson<CreatePrincipal>,
+    body: JsonBody<CreatePrincipal>,
 ) -> ApiResult<(StatusCode, Json<PrincipalCreated>)> {
-    create(&state, &caller, Role::Provider, body.value).await
+    create(&state, &caller, Role::Provider, body).await
 }
 
-#[utoipa::path(get, path = "/v1/tenants", responses((status = 200, body = Vec<PrincipalView>)), tag = "principals")]
+#[utoipa::path(get, path = "/v1/tenants", responses((status = 200, body = Vec<PrincipalView>), Authn, Hidden), tag = "principals")]
 pub async fn list_tenants(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -114,7 +116,7 @@ pub async fn list_tenants(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/providers", responses((status = 200, body = Vec<PrincipalView>)), tag = "principals")]
+#[utoipa::path(get, path = "/v1/providers", responses((status = 200, body = Vec<PrincipalView>), Authn, Hidden), tag = "principals")]
 pub async fn list_providers(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -131,7 +133,7 @@ pub async fn list_providers(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI)), tag = "principals")]
+#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI), Authn), tag = "principals")]
 pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
     Json(WhoAmI {
         principal: view(&caller.principal),
@@ -139,13 +141,18 @@ pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
     })
 }
 
-#[utoipa::path(post, path = "/v1/tokens", request_body = CreateToken, responses((status = 201, body = TokenCreated)), tag = "principals")]
+#[utoipa::path(post, path = "/v1/tokens", request_body = CreateToken, responses((status = 201, body = TokenCreated), Authn, BadBody, Conflict), tag = "principals")]
 pub async fn create_token(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: StrictJson<CreateToken>,
+    body: JsonBody<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
-    let name = body.value.name.unwrap_or_else(|| "api".into());
+    let name = body
+        .read()
+        .await?
+        .value
+        .name
+        .unwrap_or_else(|| "api".into());
     check_name("name", &name)?;
     let now = now_ms();
     let (secret, hash) = new_token();
@@ -173,7 +180,7 @@ pub async fn create_token(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/tokens", responses((status = 200, body = Vec<TokenView>)), tag = "principals")]
+#[utoipa::path(get, path = "/v1/tokens", responses((status = 200, body = Vec<TokenView>), Authn), tag = "principals")]
 pub async fn list_tokens(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -192,7 +199,7 @@ pub async fn list_tokens(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/tokens/{id}", params(("id" = String, Path)), responses((status = 204)), tag = "principals")]
+#[utoipa::path(delete, path = "/v1/tokens/{id}", params(IdPath), responses((status = 204, description = "revoked"), Authn, Hidden), tag = "principals")]
 pub async fn revoke_token(
     State(state): State<Arc<AppState>>,
     caller: Caller,

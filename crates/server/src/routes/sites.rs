@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -20,9 +20,10 @@ use suanwang_store::{Audit, ItemOutcome, NewToken, PoolRow, Role, SiteRow, Statu
 
 use crate::auth::{new_id, new_token, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::json::StrictJson;
+use crate::json::JsonBody;
 use crate::now_ms;
-use crate::routes::check_path_id;
+use crate::openapi::{Authn, BadBody, BadQuery, Conflict, Hidden};
+use crate::routes::{bad_query, check_path_id, query, IdPath};
 use crate::state::AppState;
 use suanwang_core::spec::check_name;
 
@@ -85,14 +86,14 @@ async fn site_view(state: &AppState, site: SiteRow) -> ApiResult<SiteView> {
     })
 }
 
-#[utoipa::path(post, path = "/v1/sites", request_body = CreateSite, responses((status = 201, body = SiteCreated)), tag = "sites")]
+#[utoipa::path(post, path = "/v1/sites", request_body = CreateSite, responses((status = 201, body = SiteCreated), Authn, Hidden, BadBody, Conflict), tag = "sites")]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: StrictJson<CreateSite>,
+    body: JsonBody<CreateSite>,
 ) -> ApiResult<(StatusCode, Json<SiteCreated>)> {
     caller.require(Role::Provider)?;
-    let body = body.value;
+    let body = body.read().await?.value;
     check_name("name", &body.name)?;
     state.topology().require_region("region", &body.region)?;
     let now = now_ms();
@@ -133,7 +134,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/sites", responses((status = 200, body = Vec<SiteView>)), tag = "sites")]
+#[utoipa::path(get, path = "/v1/sites", responses((status = 200, body = Vec<SiteView>), Authn), tag = "sites")]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -151,7 +152,7 @@ pub async fn list(
     Ok(Json(views))
 }
 
-#[utoipa::path(get, path = "/v1/sites/{id}", params(("id" = String, Path)), responses((status = 200, body = SiteView)), tag = "sites")]
+#[utoipa::path(get, path = "/v1/sites/{id}", params(IdPath), responses((status = 200, body = SiteView), Authn, Hidden), tag = "sites")]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -161,17 +162,18 @@ pub async fn get(
     Ok(Json(site_view(&state, site).await?))
 }
 
-#[utoipa::path(put, path = "/v1/sites/{id}/pools", params(("id" = String, Path)), request_body = PutPools, responses((status = 200, body = SiteView)), tag = "agent")]
+#[utoipa::path(put, path = "/v1/sites/{id}/pools", params(IdPath), request_body = PutPools, responses((status = 200, body = SiteView), Authn, Hidden, BadBody, Conflict), tag = "agent")]
 pub async fn put_pools(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    body: StrictJson<PutPools>,
+    body: JsonBody<PutPools>,
 ) -> ApiResult<Json<SiteView>> {
     let site = visible_site(&state, &caller, &id).await?;
     if caller.role() == Role::Operator {
         return Err(ApiError::not_found(format!("site {id}")));
     }
+    let body = body.read().await?;
     let defs = validate_pools(&body.value.pools)?;
     let rows = body
         .value
@@ -204,7 +206,7 @@ pub async fn put_pools(
     Ok(Json(site_view(&state, site).await?))
 }
 
-#[utoipa::path(post, path = "/v1/sites/{id}/heartbeat", params(("id" = String, Path)), responses((status = 200, body = Lease)), tag = "agent")]
+#[utoipa::path(post, path = "/v1/sites/{id}/heartbeat", params(IdPath), responses((status = 200, body = Lease), Authn, Hidden), tag = "agent")]
 pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -227,27 +229,35 @@ pub async fn heartbeat(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PollQuery {
     /// The version the agent has; the answer waits until it changes.
+    #[param(nullable = false)]
     pub version: Option<i64>,
     /// Longest wait, seconds (capped by the server).
-    pub wait_s: Option<u64>,
+    #[param(nullable = false, minimum = 0)]
+    pub wait_s: Option<i64>,
 }
 
 /// How often a long poll re-reads the version when no local change wakes it
 /// (changes made by another server process).
 const POLL_TICK: Duration = Duration::from_millis(500);
 
-#[utoipa::path(get, path = "/v1/sites/{id}/assignments", params(("id" = String, Path), PollQuery), responses((status = 200, body = Assignments)), tag = "agent")]
+#[utoipa::path(get, path = "/v1/sites/{id}/assignments", params(IdPath, PollQuery), responses((status = 200, body = Assignments), Authn, Hidden, BadQuery), tag = "agent")]
 pub async fn assignments(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<PollQuery>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Assignments>> {
     let site = own_site(&state, &caller, &id).await?;
+    let query: PollQuery = query(raw.as_deref())?;
+    let wait_s = match query.wait_s {
+        None => 0,
+        Some(wait_s) => u64::try_from(wait_s).map_err(|_| bad_query("wait_s", "must be >= 0"))?,
+    };
     if let Some(known) = query.version {
-        let wait = Duration::from_secs(query.wait_s.unwrap_or(0)).min(state.settings.long_poll_max);
+        let wait = Duration::from_secs(wait_s).min(state.settings.long_poll_max);
         let deadline = tokio::time::Instant::now() + wait;
         let mut changes = state.changes.subscribe();
         while state.store.site_version(&site.id).await? == known
@@ -307,6 +317,15 @@ fn outcome(item: ItemOutcome) -> ReportOutcome {
 /// effect now (`core::metering`), from its pool's kind and device model. A
 /// pool the site does not have, or a model the catalogue does not know,
 /// rates at 0 and is stored unrated; the store then judges the record.
+/// The database keeps integers as signed 64-bit: a bigger number in a
+/// report is refused (422 naming it), never wrapped.
+fn storable(field: &str, value: u64) -> ApiResult<u64> {
+    if i64::try_from(value).is_err() {
+        return Err(ApiError::invalid(field, format!("at most {}", i64::MAX)));
+    }
+    Ok(value)
+}
+
 async fn rate_usage(
     state: &AppState,
     site: &str,
@@ -328,12 +347,16 @@ async fn rate_usage(
         .into_iter()
         .enumerate()
         .map(|(i, u)| {
+            storable(&format!("usage[{i}].task"), u.task)?;
+            storable(&format!("usage[{i}].units"), u.units)?;
+            storable(&format!("usage[{i}].wall_ms"), u.wall_ms)?;
             let rated = match pools.get(&u.pool) {
                 Some((kind, model)) => catalogue.rate(model, *kind, u.units, u.wall_ms),
                 // Not this site's pool: the store rejects the record.
                 None => catalogue.rate("", Kind::Cpu, u.units, u.wall_ms),
             }
             .map_err(|e| ApiError::invalid(format!("usage[{i}]"), e.to_string()))?;
+            storable(&format!("usage[{i}]"), rated.micro_scu_hours)?;
             Ok(UsageIn {
                 job: u.job,
                 task: u.task,
@@ -351,15 +374,15 @@ async fn rate_usage(
         .collect()
 }
 
-#[utoipa::path(post, path = "/v1/sites/{id}/reports", params(("id" = String, Path)), request_body = Reports, responses((status = 200, body = ReportsAnswer)), tag = "agent")]
+#[utoipa::path(post, path = "/v1/sites/{id}/reports", params(IdPath), request_body = Reports, responses((status = 200, body = ReportsAnswer), Authn, Hidden, BadBody), tag = "agent")]
 pub async fn report(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    body: StrictJson<Reports>,
+    body: JsonBody<Reports>,
 ) -> ApiResult<Json<ReportsAnswer>> {
     let site = own_site(&state, &caller, &id).await?;
-    let reports = body.value;
+    let reports = body.read().await?.value;
     if reports.statuses.len() + reports.usage.len() > REPORT_ITEMS_MAX {
         return Err(ApiError::invalid(
             "statuses",
@@ -368,6 +391,7 @@ pub async fn report(
     }
     let mut statuses = Vec::with_capacity(reports.statuses.len());
     for (i, status) in reports.statuses.into_iter().enumerate() {
+        storable(&format!("statuses[{i}].task"), status.task)?;
         if !matches!(status.state.as_str(), "running" | "succeeded" | "failed") {
             return Err(ApiError::invalid(
                 format!("statuses[{i}].state"),

@@ -7,11 +7,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use suanwang_store::Role;
-use utoipa::OpenApi;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::openapi::ApiDoc;
+use crate::openapi::{Authn, Hidden};
 use crate::scheduler;
 use crate::state::AppState;
 
@@ -44,16 +43,17 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The OpenAPI document of this deployment (its regions in the enums).
+pub async fn openapi(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(crate::openapi::document(&state.topology()))
 }
 
-#[utoipa::path(get, path = "/v1/place/export", responses((status = 200, description = "the current round as a suanwang.placement/v1 problem")), tag = "operator")]
+#[utoipa::path(get, path = "/v1/place/export", responses((status = 200, description = "the current round as a suanwang.placement/v1 problem", content_type = "application/json"), Authn, Hidden), tag = "operator")]
 pub async fn export(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Response> {
     caller.require(Role::Operator)?;
     let input = state.store.round_input().await?;
     let topology = state.topology();
-    let round = scheduler::prepare(&topology, input, &mut Default::default());
+    let round = scheduler::prepare(&topology, input, &mut Default::default(), crate::now_ms());
     let problem = suanwang_core::round::problem(&topology, &round.pools, &round.jobs);
     let text = suanwang_place::format::write_problem(&problem);
     Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())

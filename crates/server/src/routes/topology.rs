@@ -10,22 +10,24 @@ use suanwang_store::{Audit, Role};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::json::StrictJson;
+use crate::json::JsonBody;
 use crate::now_ms;
+use crate::openapi::{Authn, BadBody, Hidden};
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/v1/topology", responses((status = 200, body = TopologySpec)), tag = "topology")]
+#[utoipa::path(get, path = "/v1/topology", responses((status = 200, body = TopologySpec), Authn), tag = "topology")]
 pub async fn show(State(state): State<Arc<AppState>>, _caller: Caller) -> Json<TopologySpec> {
     Json(state.topology().spec())
 }
 
-#[utoipa::path(put, path = "/v1/topology", request_body = TopologySpec, responses((status = 200, body = TopologySpec)), tag = "topology")]
+#[utoipa::path(put, path = "/v1/topology", request_body = TopologySpec, responses((status = 200, body = TopologySpec), Authn, Hidden, BadBody), tag = "topology")]
 pub async fn replace(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    body: StrictJson<TopologySpec>,
+    body: JsonBody<TopologySpec>,
 ) -> ApiResult<Json<TopologySpec>> {
     caller.require(Role::Operator)?;
+    let body = body.read().await?;
     let topology = Topology::validate(&body.value)?;
     // Sites must keep a region: a topology that drops one in use is refused.
     for site in state.store.sites(None).await? {

@@ -442,7 +442,7 @@ pub async fn job_state(store: &dyn Store, job: &str) -> String {
 /// The task states of a job, by index.
 pub async fn task_states(store: &dyn Store, job: &str) -> Vec<String> {
     store
-        .tasks(job)
+        .tasks(job, None, 1_000)
         .await
         .expect("tasks")
         .into_iter()

@@ -25,7 +25,7 @@ contract!(submit_creates_pending_tasks, |db| {
     assert_eq!(j1.created_at_ms, T0);
     assert_eq!(j1.why, None);
     assert_eq!(j1.counts, [("pending".to_owned(), 4)]);
-    let tasks = store.tasks("j1").await.unwrap();
+    let tasks = store.tasks("j1", None, 1_000).await.unwrap();
     assert_eq!(tasks.len(), 4);
     for (i, task) in tasks.iter().enumerate() {
         assert_eq!(
@@ -38,11 +38,14 @@ contract!(submit_creates_pending_tasks, |db| {
                 site: None,
                 exit_code: None,
                 reason: None,
+                site_name: None,
+                site_region: None,
+                pool_name: None,
             }
         );
     }
     assert!(store.job("nope").await.unwrap().is_none());
-    assert!(store.tasks("nope").await.unwrap().is_empty());
+    assert!(store.tasks("nope", None, 1_000).await.unwrap().is_empty());
     let events = store.events("j1", 0, 100).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, "submitted");
@@ -64,6 +67,54 @@ contract!(submit_creates_pending_tasks, |db| {
     assert_eq!(input.jobs[0].tenant, acme);
     assert_eq!(input.jobs[0].spec, r#"{"job":"j1"}"#);
 });
+
+contract!(
+    idempotency_records_are_pruned_oldest_first_in_bounded_batches,
+    |db| {
+        let store = db.store.clone();
+        let acme = tenant(&*store, "acme").await;
+        // Five records an hour apart: k0 is the oldest.
+        let hour_ms = 3_600_000;
+        for i in 0..5i64 {
+            let mut body = with_idem(job(&format!("j{i}"), &acme, 1, 1, 0), &format!("k{i}"), "h");
+            body.idem.as_mut().unwrap().created_at_ms = T0 + i * hour_ms;
+            assert_eq!(submit(&*store, body).await, IdemOutcome::Done);
+        }
+        // Older than T0 + 3 h: k0, k1, k2; a limit of 2 takes the two oldest.
+        assert_eq!(
+            store.prune_idempotency(T0 + 3 * hour_ms, 2).await.unwrap(),
+            2
+        );
+        for (key, kept) in [("k0", false), ("k1", false), ("k2", true), ("k3", true)] {
+            assert_eq!(
+                store.idempotent(&acme, key).await.unwrap().is_some(),
+                kept,
+                "{key}"
+            );
+        }
+        assert_eq!(
+            store.prune_idempotency(T0 + 3 * hour_ms, 2).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            store.prune_idempotency(T0 + 3 * hour_ms, 2).await.unwrap(),
+            0
+        );
+        assert!(store.idempotent(&acme, "k2").await.unwrap().is_none());
+        assert!(store.idempotent(&acme, "k3").await.unwrap().is_some());
+        // The job a pruned key created stays; the key used again is a new request.
+        assert!(store.job("j0").await.unwrap().is_some());
+        assert_eq!(
+            submit(
+                &*store,
+                with_idem(job("j0-again", &acme, 1, 1, 0), "k0", "other")
+            )
+            .await,
+            IdemOutcome::Done
+        );
+        assert!(store.job("j0-again").await.unwrap().is_some());
+    }
+);
 
 contract!(submit_idempotency, |db| {
     let store = db.store.clone();

@@ -46,7 +46,7 @@ contract!(a_failed_member_takes_its_gang_back_to_pending, |db| {
     assert_eq!(waiting, [("g", 3, 3)]);
     place(&*store, "g", &w.pool, &w.site, 3).await;
     let attempts: Vec<(String, u32)> = store
-        .tasks("g")
+        .tasks("g", None, 1_000)
         .await
         .unwrap()
         .into_iter()

@@ -46,7 +46,7 @@ contract!(lapsed_lease_loses_tasks, |db| {
     assert_eq!(store.site_version(&steady).await.unwrap(), steady_version);
 
     // With a retry left, back to pending (same attempt); without, lost.
-    let tasks = store.tasks("retry").await.unwrap();
+    let tasks = store.tasks("retry", None, 1_000).await.unwrap();
     for task in &tasks {
         assert_eq!((task.state.as_str(), task.attempt), ("pending", 1));
         assert!(task.reason.is_some());
@@ -98,7 +98,7 @@ contract!(lapsed_lease_loses_tasks, |db| {
 
     // Placed elsewhere, attempt 2.
     place(&*store, "retry", &steady_pool.id, &steady, 2).await;
-    let tasks = store.tasks("retry").await.unwrap();
+    let tasks = store.tasks("retry", None, 1_000).await.unwrap();
     assert!(tasks.iter().all(|t| t.state == "placed"
         && t.attempt == 2
         && t.site.as_deref() == Some(steady.as_str())));

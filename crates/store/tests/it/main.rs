@@ -4,11 +4,13 @@
 
 mod harness;
 
+mod deadlines;
 mod jobs;
 mod kinds;
 mod leader;
 mod leases;
 mod locks;
+mod paging;
 mod principals;
 mod reports;
 mod resources;

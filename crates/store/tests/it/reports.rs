@@ -90,7 +90,7 @@ contract!(report_status_and_usage, |db| {
         .await
         .unwrap();
     assert!(rejected(&u[0]), "{u:?}");
-    let rows = store.usage("j1").await.unwrap();
+    let rows = store.usage("j1", None, 1_000).await.unwrap();
     assert_eq!(
         rows,
         [0, 1]
@@ -107,6 +107,9 @@ contract!(report_status_and_usage, |db| {
                 scu_micro_hours: 2_666_667,
                 scu_rated: true,
                 catalogue_version: "2026-11".into(),
+                site_name: "gz1".into(),
+                site_region: "r1".into(),
+                pool_name: "main".into(),
             })
             .to_vec()
     );
@@ -154,7 +157,7 @@ contract!(report_status_and_usage, |db| {
         .await
         .unwrap();
     assert_eq!(s, [ItemOutcome::Accepted]);
-    let tasks = store.tasks("j1").await.unwrap();
+    let tasks = store.tasks("j1", None, 1_000).await.unwrap();
     assert_eq!(tasks[0].exit_code, Some(0));
     assert_eq!(job_state(&*store, "j1").await, "succeeded");
     assert_eq!(store.pools(&w.site).await.unwrap()[0].used, 0);
@@ -184,7 +187,7 @@ contract!(report_failure_retries_then_fails, |db| {
         (s, u),
         (vec![ItemOutcome::Accepted], vec![ItemOutcome::Accepted])
     );
-    let task = &store.tasks("j1").await.unwrap()[0];
+    let task = &store.tasks("j1", None, 1_000).await.unwrap()[0];
     assert_eq!(
         (task.state.as_str(), task.attempt, task.exit_code),
         ("pending", 1, Some(3))
@@ -208,7 +211,7 @@ contract!(report_failure_retries_then_fails, |db| {
 
     // Attempt 2: the new placement clears the old outcome.
     place(&*store, "j1", &w.pool, &w.site, 1).await;
-    let task = &store.tasks("j1").await.unwrap()[0];
+    let task = &store.tasks("j1", None, 1_000).await.unwrap()[0];
     assert_eq!(
         (
             task.state.as_str(),
@@ -244,7 +247,7 @@ contract!(report_failure_retries_then_fails, |db| {
         (s, u),
         (vec![ItemOutcome::Accepted], vec![ItemOutcome::Accepted])
     );
-    assert_eq!(store.usage("j1").await.unwrap().len(), 2);
+    assert_eq!(store.usage("j1", None, 1_000).await.unwrap().len(), 2);
 
     // Attempt 2 fails: no retries left, the job failed.
     let (s, _) = store

@@ -18,6 +18,12 @@ contract!(round_places_pending_tasks, |db| {
         (w.pool.as_str(), "r1")
     );
     assert_eq!((pool_row.capacity, pool_row.used), (16, 0));
+    // The site's name, so the round can name the pool `gz1/main`.
+    assert_eq!(pool_row.name, "main");
+    assert_eq!(
+        input.site_names,
+        std::collections::BTreeMap::from([(w.site.clone(), "gz1".to_owned())])
+    );
     assert_eq!(
         input.jobs,
         [
@@ -51,7 +57,7 @@ contract!(round_places_pending_tasks, |db| {
         .await
         .unwrap();
 
-    let tasks = store.tasks("j1").await.unwrap();
+    let tasks = store.tasks("j1", None, 1_000).await.unwrap();
     for task in &tasks[..4] {
         assert_eq!(task.state, "placed");
         assert_eq!(task.attempt, 1);
@@ -238,7 +244,7 @@ contract!(never_placed_tasks_are_tasks_like_any_other, |db| {
         [("j".to_owned(), 4, 5)]
     );
     place(&*store, "j", &w.pool, &w.site, 2).await;
-    let tasks = store.tasks("j").await.unwrap();
+    let tasks = store.tasks("j", None, 1_000).await.unwrap();
     let summary: Vec<(u64, &str, u32)> = tasks
         .iter()
         .map(|t| (t.index, t.state.as_str(), t.attempt))

@@ -55,7 +55,7 @@ async fn check_upgraded(store: &dyn Store) {
     );
     place(store, "old", "p", "s", 2).await;
     let tasks: Vec<(u64, String, u32)> = store
-        .tasks("old")
+        .tasks("old", None, 1_000)
         .await
         .unwrap()
         .into_iter()

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::server::harness::{array, text, wait_for, Api, Db, Principal, Server};
+use crate::server::harness::{text, wait_for, Api, Db, Principal, Server};
 
 mod killed;
 mod metering;
 mod outage;
+mod refused;
 mod restart;
 mod spread;
 
@@ -241,7 +242,7 @@ pub async fn wait_succeeded(api: &Api, job: &str, limit: Duration) -> Value {
 }
 
 pub async fn usage(api: &Api, job: &str) -> Vec<Value> {
-    array(api.get(&format!("/v1/jobs/{job}/usage")).await.expect(200))
+    api.usage(job).await
 }
 
 #[track_caller]

@@ -626,12 +626,38 @@ impl Api {
         self.get(&format!("/v1/jobs/{id}")).await.expect(200)
     }
 
+    /// Every task of job `id`, all pages.
     pub async fn tasks(&self, id: &str) -> Vec<Value> {
-        array(self.get(&format!("/v1/jobs/{id}/tasks")).await.expect(200))
+        self.pages(&format!("/v1/jobs/{id}/tasks"), "tasks").await
     }
 
+    /// Every event of job `id`, all pages.
     pub async fn events(&self, id: &str) -> Vec<Value> {
-        array(self.get(&format!("/v1/jobs/{id}/events")).await.expect(200))
+        self.pages(&format!("/v1/jobs/{id}/events"), "events").await
+    }
+
+    /// Every usage record of job `id`, all pages.
+    pub async fn usage(&self, id: &str) -> Vec<Value> {
+        self.pages(&format!("/v1/jobs/{id}/usage"), "usage").await
+    }
+
+    /// The `items` of every page of the list at `path`, following `next`.
+    pub async fn pages(&self, path: &str, items: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut page = self.get(path).await.expect(200);
+        loop {
+            all.extend(array(page[items].clone()));
+            let next = match &page["next"] {
+                Value::Null => return all,
+                Value::String(next) => next.clone(),
+                next => next.to_string(),
+            };
+            let separator = if path.contains('?') { '&' } else { '?' };
+            page = self
+                .get(&format!("{path}{separator}after={next}"))
+                .await
+                .expect(200);
+        }
     }
 
     /// Every job the caller sees, all pages.

@@ -121,3 +121,47 @@ async fn idempotency(db: Db) {
     assert_eq!(c1, c2);
     assert_eq!(c1["state"], "cancelled");
 }
+
+both_backends!(
+    idempotency_retention,
+    idempotency_retention_sqlite,
+    idempotency_retention_postgres
+);
+
+/// With `idempotency_retention_s = 1`, the background prune removes a key's
+/// record within a few seconds; the same key and body are then a new request
+/// and make a second job.
+async fn idempotency_retention(db: Db) {
+    let server = db.serve_with("idempotency_retention_s = 1\n").await;
+    let tenant = server.tenant("acme").await;
+    let api = &tenant.api;
+    let body = serde_json::to_vec(&hello("kept-a-while")).expect("JSON");
+    let first = api.post_keyed("/v1/jobs", "key-r", &body).await.expect(201);
+    let again = api.post_keyed("/v1/jobs", "key-r", &body).await.expect(201);
+    assert_eq!(first["id"], again["id"], "within the retention it replays");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let fresh = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let answer = api.post_keyed("/v1/jobs", "key-r", &body).await.expect(201);
+        if answer["id"] != first["id"] {
+            break answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record of key-r was never pruned"
+        );
+    };
+    assert_ne!(fresh["id"], first["id"]);
+    let ids: Vec<_> = api
+        .all_jobs()
+        .await
+        .iter()
+        .map(|j| j["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(
+        ids.contains(&first["id"]) && ids.contains(&fresh["id"]),
+        "{ids:?}"
+    );
+}

@@ -29,9 +29,13 @@ macro_rules! both_backends {
 mod access;
 mod bodies;
 mod crash;
+mod deadline;
 mod failover;
 pub mod harness;
 mod idempotency;
 mod lease;
 mod lifecycle;
+mod paging;
+mod roles;
 mod system;
+mod text;
