@@ -281,6 +281,14 @@ pub struct SiteView {
     /// When the current lease lapses; absent before the first heartbeat.
     pub lease_expires_at_ms: Option<i64>,
     pub pools: Vec<PoolView>,
+    /// Reports waiting in the agent's outbox, as its last heartbeat said;
+    /// absent if it did not say.
+    #[serde(default)]
+    pub agent_outbox: Option<u64>,
+    /// Why the agent starts no new attempts, as its last heartbeat said;
+    /// absent while it starts them.
+    #[serde(default)]
+    pub agent_starts_paused: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -291,19 +299,27 @@ pub struct Lease {
 }
 
 /// What an agent says with its heartbeat. The body is optional: an empty
-/// `POST /v1/sites/{id}/heartbeat` is a plain heartbeat, and a server that
-/// predates this type ignores it.
+/// `POST /v1/sites/{id}/heartbeat` is a plain heartbeat (and says nothing:
+/// what an earlier heartbeat said is cleared). The site's view
+/// (`GET /v1/sites/{id}`) shows what the last heartbeat said.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Reports waiting in the agent's outbox for the server.
     #[serde(default)]
+    #[schema(maximum = 100_000_000)]
     pub outbox: Option<u64>,
     /// Set while the agent starts no new attempts, saying why (its outbox
     /// reached the site file's `outbox_max`); absent when it starts them.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub starts_paused: Option<String>,
 }
+
+/// The most reports a heartbeat may say wait in an outbox.
+pub const HEARTBEAT_OUTBOX_MAX: u64 = 100_000_000;
+/// The longest `starts_paused` text, in characters.
+pub const HEARTBEAT_TEXT_CHARS_MAX: usize = 1024;
 
 // ---------------------------------------------------------------------------
 // Jobs.

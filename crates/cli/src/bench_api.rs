@@ -359,6 +359,7 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
             lease_expires_at_ms: None,
             healthy: false,
             version: 0,
+            agent: Default::default(),
         };
         let (_, hash) = new_token();
         let token = suanwang_store::NewToken {
@@ -400,7 +401,9 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         store.put_pools(&site.id, &rows, &audit("pools")).await?;
-        store.heartbeat(&site.id, at_ms + 3_600_000).await?;
+        store
+            .heartbeat(&site.id, at_ms + 3_600_000, &Default::default())
+            .await?;
     }
     let mut jobs = Vec::new();
     let mut tasks = 0u64;

@@ -324,6 +324,9 @@ pub async fn site(command: SiteCommand, output: Output) -> anyhow::Result<u8> {
                             site.region,
                             if site.healthy { "healthy" } else { "unhealthy" }
                         ));
+                        if let Some(why) = &site.agent_starts_paused {
+                            say(format!("    starts no new attempts: {why}"));
+                        }
                         for pool in site.pools {
                             say(format!(
                                 "    {}  {} {}  {}/{} used  {} yuan/unit-hour",

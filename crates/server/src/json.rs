@@ -66,6 +66,14 @@ impl<T: DeserializeOwned> JsonBody<T> {
         let value = parse(&bytes)?;
         Ok(StrictJson { value, bytes })
     }
+
+    /// As [`JsonBody::read`], for an optional body: `None` when it is empty.
+    pub async fn read_optional(self) -> ApiResult<Option<StrictJson<T>>> {
+        match &self.bytes {
+            Ok(bytes) if bytes.is_empty() => Ok(None),
+            _ => self.read().await.map(Some),
+        }
+    }
 }
 
 /// Reads a request's body, at most `BODY_BYTES_MAX` of it kept.

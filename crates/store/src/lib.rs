@@ -153,6 +153,18 @@ pub struct SiteRow {
     pub lease_expires_at_ms: Option<i64>,
     pub healthy: bool,
     pub version: i64,
+    /// What the agent said with its last heartbeat.
+    pub agent: AgentStatus,
+}
+
+/// What a site's agent says with its heartbeat; every field `None` until
+/// an agent that says it heartbeats.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentStatus {
+    /// Reports waiting in the agent's outbox.
+    pub outbox: Option<u64>,
+    /// Why the agent starts no new attempts, while it does not.
+    pub starts_paused: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -414,7 +426,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// usage report is rated with.
     async fn pool_specs(&self, site: &str) -> Result<Vec<(String, String, String)>>;
     /// Renews the site's lease until `expires_at_ms`.
-    async fn heartbeat(&self, site: &str, expires_at_ms: i64) -> Result<()>;
+    /// Extends `site`'s lease to `expires_at_ms` and records what its agent
+    /// said.
+    async fn heartbeat(&self, site: &str, expires_at_ms: i64, agent: &AgentStatus) -> Result<()>;
     /// Pushes every healthy lease to at least `expires_at_ms` (a new leader
     /// must not blame sites for the time no leader was watching).
     async fn extend_leases(&self, expires_at_ms: i64) -> Result<()>;

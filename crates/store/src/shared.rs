@@ -37,6 +37,60 @@ pub fn values(rows: usize, columns: usize) -> String {
     text
 }
 
+/// A `sites` row as the site queries select it (`SITE_COLUMNS`).
+#[derive(Debug, sqlx::FromRow)]
+pub struct SiteSelect {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    pub region: String,
+    pub lease_expires_at_ms: Option<i64>,
+    pub healthy: i64,
+    pub version: i64,
+    pub agent_outbox: Option<i64>,
+    pub agent_starts_paused: Option<String>,
+}
+
+/// The columns of [`SiteSelect`], in its order.
+pub const SITE_COLUMNS: &str =
+    "id, provider, name, region, lease_expires_at_ms, healthy, version, \
+     agent_outbox, agent_starts_paused";
+
+impl SiteSelect {
+    pub fn into_row(self) -> Result<crate::SiteRow, StoreError> {
+        let healthy = match self.healthy {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "sites.healthy of site {} is {other}, not 0 or 1",
+                    self.id
+                )))
+            }
+        };
+        let outbox = match self.agent_outbox {
+            Some(value) => Some(to_u64(
+                &format!("sites.agent_outbox of site {}", self.id),
+                value,
+            )?),
+            None => None,
+        };
+        Ok(crate::SiteRow {
+            id: self.id,
+            provider: self.provider,
+            name: self.name,
+            region: self.region,
+            lease_expires_at_ms: self.lease_expires_at_ms,
+            healthy,
+            version: self.version,
+            agent: crate::AgentStatus {
+                outbox,
+                starts_paused: self.agent_starts_paused,
+            },
+        })
+    }
+}
+
 /// A `jobs` row as the job queries select it.
 pub type JobSelect = (
     String,
@@ -651,32 +705,26 @@ macro_rules! impl_store {
             }
 
             async fn sites(&self, provider: Option<&str>) -> $crate::Result<Vec<$crate::SiteRow>> {
-                let rows: Vec<(String, String, String, String, Option<i64>, i64, i64)> = sqlx::query_as(&Self::sql(
-                    "SELECT id, provider, name, region, lease_expires_at_ms, healthy, version FROM sites \
-                     WHERE (? IS NULL OR provider = ?) ORDER BY name, id",
-                ))
+                let rows: Vec<$crate::shared::SiteSelect> = sqlx::query_as(&Self::sql_owned(format!(
+                    "SELECT {} FROM sites WHERE (? IS NULL OR provider = ?) ORDER BY name, id",
+                    $crate::shared::SITE_COLUMNS
+                )))
                 .bind(provider)
                 .bind(provider)
                 .fetch_all(self.read())
                 .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(id, provider, name, region, lease_expires_at_ms, healthy, version)| $crate::SiteRow {
-                        id, provider, name, region, lease_expires_at_ms, healthy: healthy != 0, version,
-                    })
-                    .collect())
+                rows.into_iter().map($crate::shared::SiteSelect::into_row).collect()
             }
 
             async fn site(&self, id: &str) -> $crate::Result<Option<$crate::SiteRow>> {
-                let row: Option<(String, String, String, String, Option<i64>, i64, i64)> = sqlx::query_as(&Self::sql(
-                    "SELECT id, provider, name, region, lease_expires_at_ms, healthy, version FROM sites WHERE id = ?",
-                ))
+                let row: Option<$crate::shared::SiteSelect> = sqlx::query_as(&Self::sql_owned(format!(
+                    "SELECT {} FROM sites WHERE id = ?",
+                    $crate::shared::SITE_COLUMNS
+                )))
                 .bind(id)
                 .fetch_optional(self.read())
                 .await?;
-                Ok(row.map(|(id, provider, name, region, lease_expires_at_ms, healthy, version)| $crate::SiteRow {
-                    id, provider, name, region, lease_expires_at_ms, healthy: healthy != 0, version,
-                }))
+                row.map($crate::shared::SiteSelect::into_row).transpose()
             }
 
             async fn put_pools(&self, site: &str, pools: &[$crate::PoolRow], audit: &$crate::Audit) -> $crate::Result<()> {
@@ -736,11 +784,14 @@ macro_rules! impl_store {
                     .await?)
             }
 
-            async fn heartbeat(&self, site: &str, expires_at_ms: i64) -> $crate::Result<()> {
+            async fn heartbeat(&self, site: &str, expires_at_ms: i64, agent: &$crate::AgentStatus) -> $crate::Result<()> {
                 sqlx::query(&Self::sql(
-                    "UPDATE sites SET lease_expires_at_ms = ?, healthy = 1 WHERE id = ?",
+                    "UPDATE sites SET lease_expires_at_ms = ?, healthy = 1, agent_outbox = ?, agent_starts_paused = ? \
+                     WHERE id = ?",
                 ))
                 .bind(expires_at_ms)
+                .bind(agent.outbox.map($crate::shared::to_i64))
+                .bind(agent.starts_paused.as_deref())
                 .bind(site)
                 .execute(self.write())
                 .await?;

@@ -10,13 +10,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use suanwang_api::{
-    AssignmentView, Assignments, CreateSite, JobSpec, Lease, PoolSpec, PoolView, PutPools,
-    ReportOutcome, Reports, ReportsAnswer, SiteCreated, SiteView, UsageReport,
+    AssignmentView, Assignments, CreateSite, Heartbeat, JobSpec, Lease, PoolSpec, PoolView,
+    PutPools, ReportOutcome, Reports, ReportsAnswer, SiteCreated, SiteView, UsageReport,
+    HEARTBEAT_OUTBOX_MAX, HEARTBEAT_TEXT_CHARS_MAX,
 };
 use suanwang_core::metering;
 use suanwang_core::spec::validate_pools;
 use suanwang_place::Kind;
-use suanwang_store::{Audit, ItemOutcome, NewToken, PoolRow, Role, SiteRow, StatusIn, UsageIn};
+use suanwang_store::{
+    AgentStatus, Audit, ItemOutcome, NewToken, PoolRow, Role, SiteRow, StatusIn, UsageIn,
+};
 
 use crate::auth::{new_id, new_token, Caller};
 use crate::error::{ApiError, ApiResult};
@@ -83,6 +86,8 @@ async fn site_view(state: &AppState, site: SiteRow) -> ApiResult<SiteView> {
         healthy: site.healthy,
         lease_expires_at_ms: site.lease_expires_at_ms,
         pools,
+        agent_outbox: site.agent.outbox,
+        agent_starts_paused: site.agent.starts_paused,
     })
 }
 
@@ -105,6 +110,7 @@ pub async fn create(
         lease_expires_at_ms: None,
         healthy: false,
         version: 0,
+        agent: Default::default(),
     };
     let (secret, hash) = new_token();
     let token = NewToken {
@@ -206,16 +212,52 @@ pub async fn put_pools(
     Ok(Json(site_view(&state, site).await?))
 }
 
-#[utoipa::path(post, path = "/v1/sites/{id}/heartbeat", params(IdPath), responses((status = 200, body = Lease), Authn, Hidden), tag = "agent")]
+/// What a heartbeat's body says, checked: an empty body says nothing.
+fn agent_status(said: Option<Heartbeat>) -> ApiResult<AgentStatus> {
+    let Some(said) = said else {
+        return Ok(AgentStatus::default());
+    };
+    if said
+        .outbox
+        .is_some_and(|outbox| outbox > HEARTBEAT_OUTBOX_MAX)
+    {
+        return Err(ApiError::invalid(
+            "outbox",
+            format!("at most {HEARTBEAT_OUTBOX_MAX}"),
+        ));
+    }
+    if let Some(text) = &said.starts_paused {
+        if text.is_empty() || text.chars().count() > HEARTBEAT_TEXT_CHARS_MAX {
+            return Err(ApiError::invalid(
+                "starts_paused",
+                format!("1 to {HEARTBEAT_TEXT_CHARS_MAX} characters"),
+            ));
+        }
+    }
+    Ok(AgentStatus {
+        outbox: said.outbox,
+        starts_paused: said.starts_paused,
+    })
+}
+
+#[utoipa::path(post, path = "/v1/sites/{id}/heartbeat", params(IdPath), request_body(content = Option<Heartbeat>, description = "What the agent says; optional (an empty body says nothing)."), responses((status = 200, body = Lease), Authn, Hidden, BadBody), tag = "agent")]
 pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
+    body: JsonBody<Heartbeat>,
 ) -> ApiResult<Json<Lease>> {
     let site = own_site(&state, &caller, &id).await?;
+    let agent = agent_status(body.read_optional().await?.map(|body| body.value))?;
     let ttl = state.settings.lease_ttl;
     let expires_at_ms = now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
-    state.store.heartbeat(&site.id, expires_at_ms).await?;
+    if agent.starts_paused.is_some() && site.agent.starts_paused.is_none() {
+        tracing::info!(site = %site.id, outbox = ?agent.outbox, "site agent starts no new attempts: {}", agent.starts_paused.as_deref().unwrap_or_default());
+    }
+    state
+        .store
+        .heartbeat(&site.id, expires_at_ms, &agent)
+        .await?;
     if !site.healthy {
         // A site (back) in service is new capacity.
         state.wake.notify_one();

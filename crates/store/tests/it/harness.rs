@@ -289,6 +289,7 @@ pub fn site_row(id: &str, provider: &str, name: &str, region: &str) -> SiteRow {
         lease_expires_at_ms: None,
         healthy: false,
         version: 0,
+        agent: Default::default(),
     }
 }
 
@@ -478,7 +479,7 @@ pub async fn world(store: &dyn Store) -> World {
         .await
         .expect("put pools");
     store
-        .heartbeat(&site, T0 + 60_000)
+        .heartbeat(&site, T0 + 60_000, &Default::default())
         .await
         .expect("heartbeat");
     World {

@@ -89,7 +89,10 @@ contract!(a_lost_member_takes_its_gang_back_to_pending, |db| {
         )
         .await
         .unwrap();
-    store.heartbeat(&other, T0 + 1_000).await.unwrap();
+    store
+        .heartbeat(&other, T0 + 1_000, &Default::default())
+        .await
+        .unwrap();
     submit(&*store, gang("g", &w.tenant, 2, 2)).await;
     submit(&*store, job("b", &w.tenant, 2, 1, 2)).await;
     for job in ["g", "b"] {

@@ -18,8 +18,14 @@ contract!(lapsed_lease_loses_tasks, |db| {
         )
         .await
         .unwrap();
-    store.heartbeat(&w.site, T0 + 10_000).await.unwrap();
-    store.heartbeat(&steady, T0 + 30_000).await.unwrap();
+    store
+        .heartbeat(&w.site, T0 + 10_000, &Default::default())
+        .await
+        .unwrap();
+    store
+        .heartbeat(&steady, T0 + 30_000, &Default::default())
+        .await
+        .unwrap();
 
     submit(&*store, job("retry", &w.tenant, 2, 1, 1)).await;
     submit(&*store, job("once", &w.tenant, 1, 1, 0)).await;
@@ -105,7 +111,10 @@ contract!(lapsed_lease_loses_tasks, |db| {
 
     // Lapsing again is a no-op; a heartbeat brings the site back.
     assert_eq!(store.expire_leases(T0 + 20_000).await.unwrap(), 0);
-    store.heartbeat(&w.site, T0 + 50_000).await.unwrap();
+    store
+        .heartbeat(&w.site, T0 + 50_000, &Default::default())
+        .await
+        .unwrap();
     let back = store.site(&w.site).await.unwrap().unwrap();
     assert!(back.healthy);
     assert_eq!(back.lease_expires_at_ms, Some(T0 + 50_000));
@@ -124,8 +133,14 @@ contract!(extend_leases_spares_sites, |db| {
     let hub = w.provider.clone();
     let late = site(&*store, &hub, "late", "r2").await;
     let never = site(&*store, &hub, "never", "r3").await;
-    store.heartbeat(&w.site, T0 + 10_000).await.unwrap();
-    store.heartbeat(&late, T0 + 50_000).await.unwrap();
+    store
+        .heartbeat(&w.site, T0 + 10_000, &Default::default())
+        .await
+        .unwrap();
+    store
+        .heartbeat(&late, T0 + 50_000, &Default::default())
+        .await
+        .unwrap();
 
     store.extend_leases(T0 + 40_000).await.unwrap();
     assert_eq!(

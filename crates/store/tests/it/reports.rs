@@ -14,7 +14,10 @@ contract!(report_status_and_usage, |db| {
     let store = db.store.clone();
     let w = world(&*store).await;
     let other = site(&*store, &w.provider, "other", "r2").await;
-    store.heartbeat(&other, T0 + 60_000).await.unwrap();
+    store
+        .heartbeat(&other, T0 + 60_000, &Default::default())
+        .await
+        .unwrap();
     submit(&*store, job("j1", &w.tenant, 2, 1, 0)).await;
     place(&*store, "j1", &w.pool, &w.site, 2).await;
 

@@ -102,7 +102,10 @@ contract!(sites_create_and_list, |db| {
     assert_eq!(principal.parent.as_deref(), Some(hub.as_str()));
     assert_eq!(store.principal_count(Role::Site).await.unwrap(), 3);
 
-    store.heartbeat(&a, T0 + 15_000).await.unwrap();
+    store
+        .heartbeat(&a, T0 + 15_000, &Default::default())
+        .await
+        .unwrap();
     let row = store.site(&a).await.unwrap().unwrap();
     assert!(row.healthy);
     assert_eq!(row.lease_expires_at_ms, Some(T0 + 15_000));
@@ -194,7 +197,10 @@ contract!(pools_replace_deactivate_and_used, |db| {
         .unwrap();
     let input = store.round_input().await.unwrap();
     assert!(input.pools.iter().all(|(p, _)| p.site == w.site));
-    store.heartbeat(&quiet, T0 + 60_000).await.unwrap();
+    store
+        .heartbeat(&quiet, T0 + 60_000, &Default::default())
+        .await
+        .unwrap();
     let input = store.round_input().await.unwrap();
     assert!(input
         .pools

@@ -152,7 +152,10 @@ contract!(assignments_for_a_site, |db| {
         )
         .await
         .unwrap();
-    store.heartbeat(&other, T0 + 60_000).await.unwrap();
+    store
+        .heartbeat(&other, T0 + 60_000, &Default::default())
+        .await
+        .unwrap();
     submit(&*store, job("j1", &w.tenant, 3, 2, 0)).await;
 
     assert_eq!(

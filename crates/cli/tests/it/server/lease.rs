@@ -166,3 +166,72 @@ async fn lease_lapse(db: Db) {
     );
     assert_eq!(tenant.api.job(&job_id).await["state"], "succeeded");
 }
+
+both_backends!(
+    heartbeat_says,
+    heartbeat_says_sqlite,
+    heartbeat_says_postgres
+);
+
+/// What an agent says with its heartbeat (its outbox, and why it starts no
+/// new attempts) is what the site's view shows until the next heartbeat;
+/// an empty heartbeat says nothing; a bad body is 422 naming the field, and
+/// changes nothing.
+async fn heartbeat_says(db: Db) {
+    let server = db.serve().await;
+    let provider = server.provider("power").await;
+    let site = server.site(&provider, "site-a", "shanghai").await;
+    let path = format!("/v1/sites/{}/heartbeat", site.id);
+    let view = |api: &super::harness::Api| {
+        let path = format!("/v1/sites/{}", site.id);
+        let api = api.clone();
+        async move { api.get(&path).await.expect(200) }
+    };
+
+    let paused = "outbox holds 12 reports, outbox_max is 10";
+    site.api
+        .post(&path, json!({"outbox": 12, "starts_paused": paused}))
+        .await
+        .expect(200);
+    let seen = view(&provider.api).await;
+    assert_eq!(seen["agent_outbox"], 12, "{seen}");
+    assert_eq!(seen["agent_starts_paused"], paused, "{seen}");
+    assert_eq!(seen["healthy"], true, "{seen}");
+
+    let error = site
+        .api
+        .post(&path, json!({"outbox": 100_000_001u64}))
+        .await
+        .error(422, "invalid");
+    assert_eq!(error["field"], "outbox", "{error}");
+    let error = site
+        .api
+        .post(&path, json!({"outbox": 1, "starts_pausd": "typo"}))
+        .await
+        .error(422, "invalid");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("starts_pausd"),
+        "{error}"
+    );
+    assert_eq!(
+        view(&provider.api).await["agent_outbox"],
+        12,
+        "a refused heartbeat changed nothing"
+    );
+
+    site.api.post(&path, json!({"outbox": 0})).await.expect(200);
+    let seen = view(&provider.api).await;
+    assert_eq!(seen["agent_outbox"], 0, "{seen}");
+    assert!(seen["agent_starts_paused"].is_null(), "{seen}");
+
+    // An empty body: a plain heartbeat, which says nothing.
+    site.api
+        .raw(reqwest::Method::POST, &path, Vec::new())
+        .await
+        .expect(200);
+    let seen = view(&provider.api).await;
+    assert!(seen["agent_outbox"].is_null(), "{seen}");
+}
