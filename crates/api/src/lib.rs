@@ -312,7 +312,7 @@ pub struct Heartbeat {
     /// Set while the agent starts no new attempts, saying why (its outbox
     /// reached the site file's `outbox_max`); absent when it starts them.
     #[serde(default)]
-    #[schema(max_length = 1024)]
+    #[schema(min_length = 1, max_length = 1024)]
     pub starts_paused: Option<String>,
 }
 

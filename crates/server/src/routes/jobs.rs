@@ -315,8 +315,9 @@ pub async fn why(
                 .any(|(state, n)| state == "pending" && *n > 0);
             let verdict = suanwang_core::deadline::verdict(Some(deadline_ms), hours_ms, now_ms());
             if let Some(line) = suanwang_core::deadline::describe(verdict, hours_ms, waiting) {
+                // The deadline first: it bounds how long the rest matters.
                 why = Some(match why {
-                    Some(why) => format!("{why}; {line}"),
+                    Some(why) => format!("{line}\n{}", why.trim_end()),
                     None => line,
                 });
             }

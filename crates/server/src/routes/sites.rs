@@ -240,15 +240,17 @@ fn agent_status(said: Option<Heartbeat>) -> ApiResult<AgentStatus> {
     })
 }
 
-#[utoipa::path(post, path = "/v1/sites/{id}/heartbeat", params(IdPath), request_body(content = Option<Heartbeat>, description = "What the agent says; optional (an empty body says nothing)."), responses((status = 200, body = Lease), Authn, Hidden, BadBody), tag = "agent")]
+#[utoipa::path(post, path = "/v1/sites/{id}/heartbeat", params(IdPath), request_body(content = Option<Heartbeat>, description = "What the agent says; optional (no body, or `null`, says nothing)."), responses((status = 200, body = Lease), Authn, Hidden, BadBody), tag = "agent")]
 pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    body: JsonBody<Heartbeat>,
+    body: JsonBody<Option<Heartbeat>>,
 ) -> ApiResult<Json<Lease>> {
     let site = own_site(&state, &caller, &id).await?;
-    let agent = agent_status(body.read_optional().await?.map(|body| body.value))?;
+    // No body, or `null`, says nothing.
+    let said = body.read_optional().await?.and_then(|body| body.value);
+    let agent = agent_status(said)?;
     let ttl = state.settings.lease_ttl;
     let expires_at_ms = now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
     if agent.starts_paused.is_some() && site.agent.starts_paused.is_none() {

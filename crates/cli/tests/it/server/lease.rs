@@ -227,11 +227,14 @@ async fn heartbeat_says(db: Db) {
     assert_eq!(seen["agent_outbox"], 0, "{seen}");
     assert!(seen["agent_starts_paused"].is_null(), "{seen}");
 
-    // An empty body: a plain heartbeat, which says nothing.
-    site.api
-        .raw(reqwest::Method::POST, &path, Vec::new())
-        .await
-        .expect(200);
-    let seen = view(&provider.api).await;
-    assert!(seen["agent_outbox"].is_null(), "{seen}");
+    // An empty body, or `null`: a plain heartbeat, which says nothing.
+    for body in [&b""[..], b"null"] {
+        site.api.post(&path, json!({"outbox": 5})).await.expect(200);
+        site.api
+            .raw(reqwest::Method::POST, &path, body.to_vec())
+            .await
+            .expect(200);
+        let seen = view(&provider.api).await;
+        assert!(seen["agent_outbox"].is_null(), "{seen}");
+    }
 }
