@@ -60,13 +60,11 @@ pub fn prepare(
         let (power, pue, grid) = spec
             .map(|s| (s.power_kw_per_unit, s.pue, s.grid_kg_co2_per_kwh))
             .unwrap_or((0.0, 1.0, 0.0));
-        // Every site of a round pool has its name in the input; were one
-        // missing, its id still names it.
-        let site_name = input
-            .site_names
-            .get(&pool.site)
-            .cloned()
-            .unwrap_or_else(|| pool.site.clone());
+        // The store reads each round pool's site name with the pool.
+        let Some(site_name) = input.site_names.get(&pool.site).cloned() else {
+            tracing::warn!(pool = %pool.id, site = %pool.site, "pool's site has no name in the round input; skipped");
+            continue;
+        };
         prepared.pools.push(RoundPool {
             id: pool.id,
             site: pool.site,

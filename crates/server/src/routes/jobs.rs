@@ -270,11 +270,7 @@ pub async fn list(
         .store
         .jobs(tenant, query.after.as_deref(), limit)
         .await?;
-    let next = if rows.len() == limit as usize {
-        rows.last().map(|row| row.id.clone())
-    } else {
-        None
-    };
+    let next = next_of(&rows, limit, |row| row.id.clone());
     let jobs = rows.iter().map(view).collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(JobList { jobs, next }))
 }
