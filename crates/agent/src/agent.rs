@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use backon::BackoffBuilder as _;
 use suanwang_api::{
-    AssignmentView, Assignments, ErrorBody, Heartbeat, Lease, PutPools, ReportOutcome, Reports,
-    ReportsAnswer, SiteView, StatusReport, UsageReport, WhoAmI,
+    AssignmentView, Assignments, ErrorBody, Heartbeat, Lease, Outcome, PutPools, ReportOutcome,
+    ReportState, Reports, ReportsAnswer, SiteView, StatusReport, UsageReport, WhoAmI,
 };
 use tokio::sync::watch;
 
@@ -463,10 +463,16 @@ impl Reconciler {
                 } => {
                     let over = attempt.stopped && elapsed_ms > attempt.wall_time_max_ms;
                     if code == 0 && !over {
-                        ("succeeded", Some(code), None, wall_ms, output_tail)
+                        (
+                            ReportState::Succeeded,
+                            Some(code),
+                            None,
+                            wall_ms,
+                            output_tail,
+                        )
                     } else if over {
                         (
-                            "failed",
+                            ReportState::Failed,
                             Some(code),
                             Some("wall-time limit reached".to_owned()),
                             wall_ms,
@@ -474,7 +480,7 @@ impl Reconciler {
                         )
                     } else {
                         (
-                            "failed",
+                            ReportState::Failed,
                             Some(code),
                             Some(format!("exit code {code}")),
                             wall_ms,
@@ -486,19 +492,25 @@ impl Reconciler {
                     reason,
                     wall_ms,
                     output_tail,
-                } => ("failed", None, Some(reason), wall_ms, output_tail),
+                } => (
+                    ReportState::Failed,
+                    None,
+                    Some(reason),
+                    wall_ms,
+                    output_tail,
+                ),
                 TaskStatus::Unreadable {
                     reason,
                     output_tail,
                 } => (
-                    "failed",
+                    ReportState::Failed,
                     None,
                     Some(format!("{reason} (wall time: the agent's own measure)")),
                     elapsed_ms,
                     output_tail,
                 ),
                 TaskStatus::Unknown => (
-                    "failed",
+                    ReportState::Failed,
                     None,
                     Some("the executor lost the attempt".to_owned()),
                     elapsed_ms,
@@ -516,12 +528,12 @@ impl Reconciler {
                 .outbox
                 .usage
                 .push(usage_record(&key, &attempt, rest_ms));
-            if !attempt.stopped || final_state == "failed" {
+            if !attempt.stopped || final_state == ReportState::Failed {
                 state.outbox.statuses.push(StatusReport {
                     job: key.job.clone(),
                     task: key.task,
                     attempt: key.attempt,
-                    state: final_state.to_owned(),
+                    state: final_state,
                     exit_code,
                     reason,
                     output_tail: Some(tail),
@@ -599,7 +611,7 @@ impl Reconciler {
                         job: key.job.clone(),
                         task: key.task,
                         attempt: key.attempt,
-                        state: "running".into(),
+                        state: ReportState::Running,
                         exit_code: None,
                         reason: None,
                         output_tail: None,
@@ -631,7 +643,7 @@ impl Reconciler {
                         job: key.job.clone(),
                         task: key.task,
                         attempt: key.attempt,
-                        state: "failed".into(),
+                        state: ReportState::Failed,
                         exit_code: None,
                         reason: Some(error.to_string()),
                         output_tail: None,
@@ -850,7 +862,7 @@ impl Reconciler {
             Item::Status(index) => {
                 let status = state.outbox.statuses.remove(index);
                 tracing::warn!(
-                    job = %status.job, task = status.task, attempt = status.attempt, state = %status.state,
+                    job = %status.job, task = status.task, attempt = status.attempt, state = status.state.as_str(),
                     reason = %refused.reason(),
                     "status report refused by the server; dropped, the reports behind it go on"
                 );
@@ -878,11 +890,11 @@ fn item_of_field(field: &str) -> Option<(&str, usize)> {
 /// Logs each item the server answered `rejected` (final: it leaves the
 /// outbox with the rest), with the server's reason.
 fn log_rejected(sent: &Reports, answer: &ReportsAnswer) {
-    let rejected = |outcome: &ReportOutcome| outcome.outcome == "rejected";
+    let rejected = |outcome: &ReportOutcome| outcome.outcome == Outcome::Rejected;
     for (status, outcome) in sent.statuses.iter().zip(&answer.statuses) {
         if rejected(outcome) {
             tracing::warn!(
-                job = %status.job, task = status.task, attempt = status.attempt, state = %status.state,
+                job = %status.job, task = status.task, attempt = status.attempt, state = status.state.as_str(),
                 reason = outcome.reason.as_deref().unwrap_or("none given"),
                 "status report rejected by the server; dropped"
             );
@@ -936,7 +948,7 @@ mod tests {
             task,
             attempt: 1,
             pool: "pool_a".into(),
-            state: "placed".into(),
+            state: suanwang_api::TaskState::Placed,
             units: 1,
             hours: 0.01,
             run: suanwang_api::RunSpec {
@@ -954,7 +966,7 @@ mod tests {
             job: "job_old".into(),
             task,
             attempt: 1,
-            state: "succeeded".into(),
+            state: ReportState::Succeeded,
             exit_code: Some(0),
             reason: None,
             output_tail: None,

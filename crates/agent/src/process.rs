@@ -176,7 +176,7 @@ impl ProcessExecutor {
                 let cpu_pools = config
                     .pools
                     .iter()
-                    .filter(|pool| pool.kind == "cpu")
+                    .filter(|pool| pool.kind == suanwang_api::ResourceKind::Cpu)
                     .map(|pool| pool.name.clone())
                     .collect();
                 Ok(executor.with_cgroups(cgroups, cpu_pools))

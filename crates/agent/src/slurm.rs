@@ -107,6 +107,17 @@ pub enum PoolKind {
     Hpc,
 }
 
+/// The kind a site file declares for a pool.
+impl From<suanwang_api::ResourceKind> for PoolKind {
+    fn from(kind: suanwang_api::ResourceKind) -> PoolKind {
+        match kind {
+            suanwang_api::ResourceKind::Cpu => PoolKind::Cpu,
+            suanwang_api::ResourceKind::Gpu => PoolKind::Gpu,
+            suanwang_api::ResourceKind::Hpc => PoolKind::Hpc,
+        }
+    }
+}
+
 impl std::str::FromStr for PoolKind {
     type Err = String;
 

@@ -34,6 +34,8 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Batch, JobKind::Gang, JobKind::Service];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Batch => "batch",
@@ -53,6 +55,8 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
+    pub const ALL: [ResourceKind; 3] = [ResourceKind::Cpu, ResourceKind::Gpu, ResourceKind::Hpc];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceKind::Cpu => "cpu",
@@ -62,16 +66,189 @@ impl ResourceKind {
     }
 }
 
-/// The state a site reports for an attempt. `StatusReport::state` and
-/// `PoolSpec::kind` are still strings on the Rust side (checked by the
-/// server, naming the field), so that agents and site files keep building;
-/// the schema gives their values.
+/// The state a site reports for an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportState {
     Running,
     Succeeded,
     Failed,
+}
+
+impl ReportState {
+    pub const ALL: [ReportState; 3] = [
+        ReportState::Running,
+        ReportState::Succeeded,
+        ReportState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportState::Running => "running",
+            ReportState::Succeeded => "succeeded",
+            ReportState::Failed => "failed",
+        }
+    }
+}
+
+/// A task's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Pending,
+    Placed,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Lost,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 7] = [
+        TaskState::Pending,
+        TaskState::Placed,
+        TaskState::Running,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Cancelled,
+        TaskState::Lost,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Placed => "placed",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+            TaskState::Lost => "lost",
+        }
+    }
+
+    /// Succeeded, failed, cancelled or lost: the task changes no more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled | TaskState::Lost
+        )
+    }
+}
+
+/// A job's state, derived from its tasks' states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Pending,
+    Placed,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::Pending,
+        JobState::Placed,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Placed => "placed",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Succeeded, failed or cancelled: the job changes no more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// The server's answer to one item of a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Recorded.
+    Accepted,
+    /// Already recorded: fine.
+    Duplicate,
+    /// Refused, with a reason (e.g. a stale attempt).
+    Rejected,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Accepted, Outcome::Duplicate, Outcome::Rejected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// What a job's event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Submitted,
+    Placed,
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// A task's site lost its lease.
+    Lost,
+    /// A task ended or went back with its gang.
+    Gang,
+    /// Waiting tasks failed at their job's deadline.
+    Deadline,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 10] = [
+        EventKind::Submitted,
+        EventKind::Placed,
+        EventKind::Pending,
+        EventKind::Running,
+        EventKind::Succeeded,
+        EventKind::Failed,
+        EventKind::Cancelled,
+        EventKind::Lost,
+        EventKind::Gang,
+        EventKind::Deadline,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Submitted => "submitted",
+            EventKind::Placed => "placed",
+            EventKind::Pending => "pending",
+            EventKind::Running => "running",
+            EventKind::Succeeded => "succeeded",
+            EventKind::Failed => "failed",
+            EventKind::Cancelled => "cancelled",
+            EventKind::Lost => "lost",
+            EventKind::Gang => "gang",
+            EventKind::Deadline => "deadline",
+        }
+    }
 }
 
 /// Media type and header names the API relies on.
@@ -226,8 +403,7 @@ pub struct PoolSpec {
     #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub name: String,
     /// `cpu`, `gpu` or `hpc`.
-    #[schema(value_type = ResourceKind)]
-    pub kind: String,
+    pub kind: ResourceKind,
     #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub family: String,
     #[serde(default)]
@@ -430,7 +606,7 @@ pub struct JobView {
     pub id: String,
     pub tenant: String,
     pub name: String,
-    pub state: String,
+    pub state: JobState,
     pub created_at_ms: i64,
     /// Tasks by state, e.g. `{"pending": 3, "running": 1}`.
     pub tasks: BTreeMap<String, u64>,
@@ -450,7 +626,7 @@ pub struct JobList {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct TaskView {
     pub index: u64,
-    pub state: String,
+    pub state: TaskState,
     pub attempt: u32,
     pub pool: Option<String>,
     pub site: Option<String>,
@@ -479,7 +655,7 @@ pub struct EventView {
     pub seq: i64,
     pub at_ms: i64,
     pub task: Option<u64>,
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: String,
 }
 
@@ -494,7 +670,7 @@ pub struct EventPage {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Why {
     pub job: String,
-    pub state: String,
+    pub state: JobState,
     pub why: Option<String>,
 }
 
@@ -510,7 +686,7 @@ pub struct AssignmentView {
     pub task: u64,
     pub attempt: u32,
     pub pool: String,
-    pub state: String,
+    pub state: TaskState,
     pub units: u64,
     pub hours: f64,
     pub run: RunSpec,
@@ -538,8 +714,7 @@ pub struct StatusReport {
     #[schema(format = Int64, maximum = 4_294_967_295_i64)]
     pub attempt: u32,
     /// `running`, `succeeded` or `failed`.
-    #[schema(value_type = ReportState)]
-    pub state: String,
+    pub state: ReportState,
     #[serde(default)]
     pub exit_code: Option<i32>,
     #[serde(default)]
@@ -584,7 +759,7 @@ pub struct Reports {
 /// `rejected` with a reason (e.g. a stale attempt).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct ReportOutcome {
-    pub outcome: String,
+    pub outcome: Outcome,
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -640,5 +815,33 @@ pub struct UsagePage {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobRef {
     pub id: String,
-    pub state: String,
+    pub state: JobState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every enum's JSON is its `as_str`, and reads back.
+    fn agree<T>(all: &[T], as_str: fn(T) -> &'static str)
+    where
+        T: Copy + std::fmt::Debug + PartialEq + Serialize + serde::de::DeserializeOwned,
+    {
+        for &value in all {
+            let json = serde_json::to_value(value).unwrap();
+            assert_eq!(json, serde_json::Value::from(as_str(value)), "{value:?}");
+            assert_eq!(serde_json::from_value::<T>(json).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn enums_travel_as_their_names() {
+        agree(&JobKind::ALL, JobKind::as_str);
+        agree(&ResourceKind::ALL, ResourceKind::as_str);
+        agree(&ReportState::ALL, ReportState::as_str);
+        agree(&TaskState::ALL, TaskState::as_str);
+        agree(&JobState::ALL, JobState::as_str);
+        agree(&Outcome::ALL, Outcome::as_str);
+        agree(&EventKind::ALL, EventKind::as_str);
+    }
 }

@@ -42,11 +42,7 @@ pub fn executor(config: &SiteConfig, state_dir: &Path) -> anyhow::Result<Arc<dyn
         "slurm" => {
             let mut slurm = suanwang_agent::slurm::SlurmConfig::default();
             for pool in &config.pools {
-                let kind = pool
-                    .kind
-                    .parse()
-                    .map_err(|e: String| anyhow::anyhow!("pools: {e}"))?;
-                slurm.pools.insert(pool.name.clone(), kind);
+                slurm.pools.insert(pool.name.clone(), pool.kind.into());
             }
             Ok(Arc::new(suanwang_agent::slurm::SlurmExecutor::new(slurm)))
         }

@@ -376,7 +376,7 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
             .map(|(k, pool)| {
                 let spec = PoolSpec {
                     name: format!("p{k}"),
-                    kind: pool.kind.as_str().into(),
+                    kind: suanwang_core::wire::resource_kind(pool.kind),
                     family: problem.families[pool.family].clone(),
                     device_model: String::new(),
                     capacity: pool.capacity,
@@ -392,7 +392,7 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
                     site: site.id.clone(),
                     name: spec.name.clone(),
                     spec: serde_json::to_string(&spec)?,
-                    kind: spec.kind.clone(),
+                    kind: spec.kind.as_str().to_owned(),
                     family: spec.family.clone(),
                     capacity: spec.capacity,
                     price_micro: def.price_micro_yuan_per_unit_hour,
@@ -423,11 +423,7 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
             },
             tasks: count,
             resources: ResourcesSpec {
-                kind: match class.kind {
-                    suanwang_place::Kind::Cpu => suanwang_api::ResourceKind::Cpu,
-                    suanwang_place::Kind::Gpu => suanwang_api::ResourceKind::Gpu,
-                    suanwang_place::Kind::Hpc => suanwang_api::ResourceKind::Hpc,
-                },
+                kind: suanwang_core::wire::resource_kind(class.kind),
                 units: class.units,
                 families: class
                     .families
@@ -572,7 +568,7 @@ async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
         outbox_max: suanwang_agent::config::OUTBOX_MAX_DEFAULT,
         pools: vec![PoolSpec {
             name: "cpu".into(),
-            kind: "cpu".into(),
+            kind: suanwang_api::ResourceKind::Cpu,
             family: "x86".into(),
             device_model: String::new(),
             capacity: args.tasks,
@@ -632,14 +628,10 @@ async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
             .await?
             .json()
             .await?;
-        if job.state == "succeeded" {
+        if job.state == suanwang_api::JobState::Succeeded {
             break;
         }
-        anyhow::ensure!(
-            !matches!(job.state.as_str(), "failed" | "cancelled"),
-            "the job {}",
-            job.state
-        );
+        anyhow::ensure!(!job.state.is_terminal(), "the job {}", job.state.as_str());
         anyhow::ensure!(Instant::now() < deadline, "the job did not finish in 600 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use suanwang_api::{
-    CreatePrincipal, CreateSite, CreateToken, EventPage, JobList, JobRef, JobSpec, JobView,
-    PrincipalCreated, PrincipalView, SiteCreated, SiteView, TaskPage, TokenCreated, TokenView,
-    TopologySpec, UsagePage, WhoAmI, Why,
+    CreatePrincipal, CreateSite, CreateToken, EventPage, JobList, JobRef, JobSpec, JobState,
+    JobView, PrincipalCreated, PrincipalView, SiteCreated, SiteView, TaskPage, TaskState,
+    TokenCreated, TokenView, TopologySpec, UsagePage, WhoAmI, Why,
 };
 
 use crate::client::{load_login, save_login, Client, ClientError, Login};
@@ -279,9 +279,9 @@ pub async fn token(command: TokenCommand, output: Output) -> anyhow::Result<u8> 
                 )
                 .await?;
             match output {
-                Output::Json => print_json(&JobRef {
+                Output::Json => print_json(&Revoked {
                     id,
-                    state: "revoked".into(),
+                    state: "revoked",
                 })?,
                 Output::Text => say(format!("token {id} revoked")),
             }
@@ -331,7 +331,7 @@ pub async fn site(command: SiteCommand, output: Output) -> anyhow::Result<u8> {
                             say(format!(
                                 "    {}  {} {}  {}/{} used  {} yuan/unit-hour",
                                 pool.spec.name,
-                                pool.spec.kind,
+                                pool.spec.kind.as_str(),
                                 pool.spec.family,
                                 pool.used,
                                 pool.spec.capacity,
@@ -418,12 +418,25 @@ fn summary(job: &JobView) -> String {
         "{}  {}  {}  [{}]",
         job.id,
         job.name,
-        job.state,
+        job.state.as_str(),
         tasks.join(", ")
     )
 }
 
-const TERMINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
+/// The answer `token revoke --output json` prints: `{"id": ..., "state":
+/// "revoked"}` (a token's state, not a job's: `JobRef` will not carry it).
+#[derive(Debug, serde::Serialize)]
+struct Revoked {
+    id: String,
+    state: &'static str,
+}
+
+/// The tasks `job watch` counts as done.
+const TASKS_DONE: [TaskState; 3] = [
+    TaskState::Succeeded,
+    TaskState::Failed,
+    TaskState::Cancelled,
+];
 
 async fn watch(client: &Client, id: &str, output: Output, bar: bool) -> anyhow::Result<u8> {
     let progress = (bar && output == Output::Text && std::io::stderr().is_terminal()).then(|| {
@@ -444,15 +457,15 @@ async fn watch(client: &Client, id: &str, output: Output, bar: bool) -> anyhow::
         let done: u64 = job
             .tasks
             .iter()
-            .filter(|(s, _)| TERMINAL.contains(&s.as_str()))
+            .filter(|(s, _)| TASKS_DONE.iter().any(|done| done.as_str() == s.as_str()))
             .map(|(_, n)| n)
             .sum();
         if let Some(bar) = &progress {
             bar.set_length(job.spec.tasks);
             bar.set_position(done);
-            bar.set_message(job.state.clone());
+            bar.set_message(job.state.as_str());
         }
-        if TERMINAL.contains(&job.state.as_str()) {
+        if job.state.is_terminal() {
             if let Some(bar) = &progress {
                 bar.finish();
             }
@@ -460,7 +473,7 @@ async fn watch(client: &Client, id: &str, output: Output, bar: bool) -> anyhow::
                 Output::Json => print_json(&job)?,
                 Output::Text => say(summary(&job)),
             }
-            return Ok(if job.state == "succeeded" {
+            return Ok(if job.state == JobState::Succeeded {
                 exit::OK
             } else {
                 exit::REJECTED
@@ -540,7 +553,7 @@ pub async fn job(command: JobCommand, output: Output) -> anyhow::Result<u8> {
                 .await?;
             match output {
                 Output::Json => print_json(&answer)?,
-                Output::Text => say(format!("{} {}", answer.id, answer.state)),
+                Output::Text => say(format!("{} {}", answer.id, answer.state.as_str())),
             }
         }
         JobCommand::Watch { id } => return watch(&client, &id, output, true).await,
@@ -551,7 +564,7 @@ pub async fn job(command: JobCommand, output: Output) -> anyhow::Result<u8> {
                 Output::Text => say(format!(
                     "{} is {}{}",
                     why.job,
-                    why.state,
+                    why.state.as_str(),
                     why.why
                         .map(|w| format!(":\n{w}"))
                         .unwrap_or_else(|| " (not waiting)".into())
@@ -582,7 +595,7 @@ pub async fn job(command: JobCommand, output: Output) -> anyhow::Result<u8> {
                         say(format!(
                             "{:>6}  {:<10} attempt {}{place}{}",
                             t.index,
-                            t.state,
+                            t.state.as_str(),
                             t.attempt,
                             t.reason.map(|r| format!("  {r}")).unwrap_or_default()
                         ));
@@ -601,7 +614,11 @@ pub async fn job(command: JobCommand, output: Output) -> anyhow::Result<u8> {
                         let task = e.task.map(|t| format!(" task {t}")).unwrap_or_default();
                         say(format!(
                             "{:>6}  {}  {}{}: {}",
-                            e.seq, e.at_ms, e.kind, task, e.detail
+                            e.seq,
+                            e.at_ms,
+                            e.kind.as_str(),
+                            task,
+                            e.detail
                         ));
                     }
                 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use suanwang_agent::executor::Executor;
 use suanwang_agent::process::ProcessExecutor;
 use suanwang_agent::{AgentOptions, CgroupSetting, SiteConfig};
-use suanwang_api::{PoolSpec, PrincipalCreated, SiteCreated};
+use suanwang_api::{PoolSpec, PrincipalCreated, ResourceKind, SiteCreated};
 use suanwang_server::auth::{new_token, Secret};
 use suanwang_server::{Database, Settings};
 use tokio::sync::watch;
@@ -58,7 +58,7 @@ struct DemoSite {
 /// at 0 SCU, flagged unrated: no demo bill claims accelerator compute.
 struct DemoPool {
     name: &'static str,
-    kind: &'static str,
+    kind: ResourceKind,
     family: &'static str,
     device_model: &'static str,
     /// Units (cards or nodes). Every unit can hold one task, and so one
@@ -102,7 +102,7 @@ const DEMO_SITES: [DemoSite; 5] = [
         grid_kg_co2_per_kwh: 0.4989,
         pools: &[DemoPool {
             name: "gpu-ascend",
-            kind: "gpu",
+            kind: ResourceKind::Gpu,
             family: "ascend",
             device_model: "demo-virtual-ascend-npu",
             capacity: 64,
@@ -118,7 +118,7 @@ const DEMO_SITES: [DemoSite; 5] = [
         grid_kg_co2_per_kwh: 0.6423,
         pools: &[DemoPool {
             name: "hpc-x86",
-            kind: "hpc",
+            kind: ResourceKind::Hpc,
             family: "x86-fp64",
             device_model: "demo-virtual-hpc-node",
             capacity: 4,
@@ -150,7 +150,7 @@ const DEMO_SITES: [DemoSite; 5] = [
         grid_kg_co2_per_kwh: 0.5849,
         pools: &[DemoPool {
             name: "gpu-nvidia",
-            kind: "gpu",
+            kind: ResourceKind::Gpu,
             family: "nvidia",
             device_model: "demo-virtual-nvidia-gpu",
             capacity: 8,
@@ -167,7 +167,7 @@ fn site_pools(site: &DemoSite, cores: u64) -> Vec<PoolSpec> {
     if let Some(price) = site.cpu_price {
         pools.push(PoolSpec {
             name: "cpu".into(),
-            kind: "cpu".into(),
+            kind: ResourceKind::Cpu,
             family: "x86".into(),
             device_model: "intel-xeon-8480p".into(),
             capacity: cores.max(CPU_POOL_CORES_MIN),
@@ -181,7 +181,7 @@ fn site_pools(site: &DemoSite, cores: u64) -> Vec<PoolSpec> {
         assert!(pool.device_model.starts_with(VIRTUAL_MODEL_PREFIX));
         pools.push(PoolSpec {
             name: pool.name.into(),
-            kind: pool.kind.into(),
+            kind: pool.kind,
             family: pool.family.into(),
             device_model: pool.device_model.into(),
             capacity: pool.capacity,
@@ -338,10 +338,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     for (site, (cpus, cores)) in DEMO_SITES.iter().zip(slices) {
         let pools = site_pools(site, cores);
         for pool in &pools {
-            let unit = match pool.kind.as_str() {
-                "cpu" => "cores",
-                "gpu" => "cards",
-                _ => "nodes",
+            let unit = match pool.kind {
+                ResourceKind::Cpu => "cores",
+                ResourceKind::Gpu => "cards",
+                ResourceKind::Hpc => "nodes",
             };
             let note = if pool.device_model.starts_with(VIRTUAL_MODEL_PREFIX) {
                 " (virtual)"
@@ -352,7 +352,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
                 "  {:<30} {:<12} {:<4} {:<9} {:>3} {unit}{note} at {} yuan/unit-hour, on CPUs {cpus}",
                 format!("{}/{}", site.name, pool.name),
                 site.region,
-                pool.kind,
+                pool.kind.as_str(),
                 pool.family,
                 pool.capacity,
                 pool.price_yuan_per_unit_hour,
@@ -539,7 +539,7 @@ mod tests {
         let mut virtual_pools = 0;
         for site in &DEMO_SITES {
             for pool in site_pools(site, 1) {
-                let kind = Kind::parse(&pool.kind).unwrap();
+                let kind = suanwang_core::spec::resource_kind(pool.kind);
                 if kind == Kind::Cpu {
                     continue;
                 }

@@ -7,10 +7,12 @@
 pub mod deadline;
 pub mod error;
 pub mod lifecycle;
+pub mod machine;
 pub mod metering;
 pub mod money;
 pub mod round;
 pub mod spec;
 pub mod topology;
+pub mod wire;
 
 pub use error::FieldError;

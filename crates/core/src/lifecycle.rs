@@ -64,6 +64,105 @@ impl TaskState {
     }
 }
 
+/// The state a site reports for one of its attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReportedState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl ReportedState {
+    pub const ALL: [ReportedState; 3] = [
+        ReportedState::Running,
+        ReportedState::Succeeded,
+        ReportedState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportedState::Running => "running",
+            ReportedState::Succeeded => "succeeded",
+            ReportedState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ReportedState> {
+        ReportedState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+}
+
+/// What a job's event records. A status report's event is named by the
+/// task's state after it (`EventKind::from(TaskState)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
+    Submitted,
+    Placed,
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// A task's site lost its lease.
+    Lost,
+    /// A task ended or went back with its gang.
+    Gang,
+    /// Waiting tasks failed at their job's deadline.
+    Deadline,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 10] = [
+        EventKind::Submitted,
+        EventKind::Placed,
+        EventKind::Pending,
+        EventKind::Running,
+        EventKind::Succeeded,
+        EventKind::Failed,
+        EventKind::Cancelled,
+        EventKind::Lost,
+        EventKind::Gang,
+        EventKind::Deadline,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Submitted => "submitted",
+            EventKind::Placed => "placed",
+            EventKind::Pending => "pending",
+            EventKind::Running => "running",
+            EventKind::Succeeded => "succeeded",
+            EventKind::Failed => "failed",
+            EventKind::Cancelled => "cancelled",
+            EventKind::Lost => "lost",
+            EventKind::Gang => "gang",
+            EventKind::Deadline => "deadline",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventKind> {
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+impl From<TaskState> for EventKind {
+    fn from(state: TaskState) -> EventKind {
+        match state {
+            TaskState::Pending => EventKind::Pending,
+            TaskState::Placed => EventKind::Placed,
+            TaskState::Running => EventKind::Running,
+            TaskState::Succeeded => EventKind::Succeeded,
+            TaskState::Failed => EventKind::Failed,
+            TaskState::Cancelled => EventKind::Cancelled,
+            TaskState::Lost => EventKind::Lost,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskEvent {
     /// The scheduler placed the task: a new attempt begins.
@@ -174,7 +273,7 @@ impl Task {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum JobState {
     Pending,
     Placed,
@@ -196,17 +295,19 @@ impl JobState {
         }
     }
 
+    pub const ALL: [JobState; 6] = [
+        JobState::Pending,
+        JobState::Placed,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
     pub fn parse(text: &str) -> Option<JobState> {
-        [
-            JobState::Pending,
-            JobState::Placed,
-            JobState::Running,
-            JobState::Succeeded,
-            JobState::Failed,
-            JobState::Cancelled,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == text)
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
     }
 
     pub fn is_terminal(self) -> bool {
@@ -228,6 +329,14 @@ impl Counts {
 
     pub fn add(&mut self, state: TaskState, n: u64) {
         self.0[state as usize] += n;
+    }
+
+    /// Takes `n` tasks out of `state`; there must be that many.
+    pub fn remove(&mut self, state: TaskState, n: u64) {
+        let count = &mut self.0[state as usize];
+        *count = count
+            .checked_sub(n)
+            .unwrap_or_else(|| panic!("{n} {} tasks removed from {count}", state.as_str()));
     }
 
     pub fn total(&self) -> u64 {

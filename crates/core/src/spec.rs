@@ -28,7 +28,7 @@ pub mod limits {
     pub const CAPACITY_MAX: u64 = 10_000_000;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum JobKind {
     Batch,
     Gang,
@@ -36,13 +36,10 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Batch, JobKind::Gang, JobKind::Service];
+
     pub fn parse(text: &str) -> Option<JobKind> {
-        match text {
-            "batch" => Some(JobKind::Batch),
-            "gang" => Some(JobKind::Gang),
-            "service" => Some(JobKind::Service),
-            _ => None,
-        }
+        JobKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -331,8 +328,8 @@ pub fn validate_pools(pools: &[PoolSpec]) -> Result<Vec<PoolDef>, FieldError> {
         if !names.insert(pool.name.as_str()) {
             return Err(FieldError::new(field("name"), "duplicate pool name"));
         }
-        let kind = Kind::parse(&pool.kind)
-            .ok_or_else(|| FieldError::new(field("kind"), "must be cpu, gpu or hpc"))?;
+        // `kind` is a `ResourceKind`: a bad one is the body parser's error.
+        let kind = resource_kind(pool.kind);
         check_id(&field("family"), &pool.family)?;
         if pool.device_model.chars().count() > 128 {
             return Err(FieldError::new(

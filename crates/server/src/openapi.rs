@@ -321,6 +321,66 @@ mod tests {
             schemas["ReportState"]["enum"],
             serde_json::json!(["running", "succeeded", "failed"])
         );
+        // The states and kinds the server sends are enums too, each field a
+        // reference to its one list.
+        assert_eq!(
+            schemas["TaskState"]["enum"],
+            serde_json::json!([
+                "pending",
+                "placed",
+                "running",
+                "succeeded",
+                "failed",
+                "cancelled",
+                "lost"
+            ])
+        );
+        assert_eq!(
+            schemas["JobState"]["enum"],
+            serde_json::json!([
+                "pending",
+                "placed",
+                "running",
+                "succeeded",
+                "failed",
+                "cancelled"
+            ])
+        );
+        assert_eq!(
+            schemas["Outcome"]["enum"],
+            serde_json::json!(["accepted", "duplicate", "rejected"])
+        );
+        assert_eq!(
+            schemas["EventKind"]["enum"],
+            serde_json::json!([
+                "submitted",
+                "placed",
+                "pending",
+                "running",
+                "succeeded",
+                "failed",
+                "cancelled",
+                "lost",
+                "gang",
+                "deadline"
+            ])
+        );
+        for (schema, property, enumeration) in [
+            ("StatusReport", "state", "ReportState"),
+            ("TaskView", "state", "TaskState"),
+            ("AssignmentView", "state", "TaskState"),
+            ("JobView", "state", "JobState"),
+            ("Why", "state", "JobState"),
+            ("JobRef", "state", "JobState"),
+            ("ReportOutcome", "outcome", "Outcome"),
+            ("EventView", "kind", "EventKind"),
+        ] {
+            assert_eq!(
+                schemas[schema]["properties"][property]["$ref"],
+                format!("#/components/schemas/{enumeration}"),
+                "{schema}.{property}"
+            );
+        }
         let pool = &schemas["PoolSpec"]["properties"];
         assert_eq!(pool["name"]["pattern"], suanwang_api::ID_PATTERN);
         assert_eq!(pool["kind"]["$ref"], "#/components/schemas/ResourceKind");

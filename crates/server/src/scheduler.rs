@@ -48,18 +48,27 @@ pub fn prepare(
     now_ms: i64,
 ) -> Prepared {
     let mut prepared = Prepared::default();
-    for (pool, region) in input.pools {
+    for stored in input.pools {
+        let (pool, region) = (stored.pool, stored.region);
         let Some(region) = topology.region(&region) else {
             tracing::warn!(pool = %pool.id, %region, "pool's region is not in the topology; skipped");
             continue;
         };
+        // What the round takes from a pool's stored spec has no default: a
+        // spec that does not read leaves the pool out (logged), never in at
+        // made-up power, PUE and grid figures.
         let Some(kind) = Kind::parse(&pool.kind) else {
+            tracing::warn!(pool = %pool.id, kind = %pool.kind, "pool's stored kind is not cpu, gpu or hpc; skipped");
             continue;
         };
-        let spec: Option<PoolSpec> = serde_json::from_str(&pool.spec).ok();
-        let (power, pue, grid) = spec
-            .map(|s| (s.power_kw_per_unit, s.pue, s.grid_kg_co2_per_kwh))
-            .unwrap_or((0.0, 1.0, 0.0));
+        let spec = match serde_json::from_str::<PoolSpec>(&pool.spec) {
+            Ok(spec) => spec,
+            Err(error) => {
+                tracing::warn!(pool = %pool.id, %error, "pool's stored spec does not parse; skipped");
+                continue;
+            }
+        };
+        let (power, pue, grid) = (spec.power_kw_per_unit, spec.pue, spec.grid_kg_co2_per_kwh);
         // The store reads each round pool's site name with the pool.
         let Some(site_name) = input.site_names.get(&pool.site).cloned() else {
             tracing::warn!(pool = %pool.id, site = %pool.site, "pool's site has no name in the round input; skipped");
@@ -356,6 +365,57 @@ mod tests {
             spec: spec.to_string(),
             pending,
             live,
+        }
+    }
+
+    /// A pool of site `site_a` in Shanghai, with this stored spec.
+    fn stored_pool(id: &str, spec: &str) -> suanwang_store::RoundPoolRow {
+        suanwang_store::RoundPoolRow {
+            pool: suanwang_store::PoolRow {
+                id: id.into(),
+                site: "site_a".into(),
+                name: id.into(),
+                spec: spec.into(),
+                kind: "cpu".into(),
+                family: "x86".into(),
+                capacity: 8,
+                price_micro: 1_000_000,
+                used: 2,
+            },
+            region: "shanghai".into(),
+        }
+    }
+
+    #[test]
+    fn a_pool_whose_stored_spec_does_not_parse_is_left_out() {
+        let spec = |name: &str| {
+            serde_json::json!({
+                "name": name, "kind": "cpu", "family": "x86", "capacity": 8,
+                "price_yuan_per_unit_hour": 1.0, "power_kw_per_unit": 0.3,
+                "pue": 1.2, "grid_kg_co2_per_kwh": 0.5,
+            })
+            .to_string()
+        };
+        let topology = Topology::national();
+        let input = RoundInput {
+            pools: vec![
+                stored_pool("pool_a", &spec("pool_a")),
+                stored_pool("pool_bad", "{\"name\": \"pool_bad\", \"kind\": \"tpu\"}"),
+                stored_pool("pool_cut", "{\"name\": "),
+                stored_pool("pool_c", &spec("pool_c")),
+            ],
+            site_names: [("site_a".to_owned(), "east".to_owned())].into(),
+            ..RoundInput::default()
+        };
+        let prepared = prepare(&topology, input, &mut SpecCache::new(), T0);
+        let kept: Vec<&str> = prepared.pools.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(kept, ["pool_a", "pool_c"]);
+        for pool in &prepared.pools {
+            // The figures of the spec, not defaults.
+            let figures = [pool.power_kw_per_unit, pool.pue, pool.grid_kg_co2_per_kwh];
+            assert_eq!(figures.map(f64::to_bits), [0.3, 1.2, 0.5].map(f64::to_bits));
+            assert_eq!(pool.free_units, 6);
+            assert_eq!(pool.site_name, "east");
         }
     }
 

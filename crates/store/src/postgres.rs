@@ -5,16 +5,22 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
+use async_trait::async_trait;
+use sqlx::postgres::{
+    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult, PgRow,
+};
+use sqlx::{ConnectOptions, Connection, Postgres};
 use tokio::sync::Mutex;
 
-use crate::round::{JobUpdate, RoundPlan};
-use crate::shared::impl_store;
-use crate::shared::{place_row_set, round_job_set, to_i64};
+use crate::backend::Backend;
+use crate::conn::{Arg, Dialect, Pooled, Row};
+use crate::sql::lifecycle::{write_round, PLACED_EVENT, PLACE_ROW_SET, ROUND_JOB_SET};
+use crate::sql::{to_i64, PENDING};
 use crate::{Result, RoundWrite, StoreError};
+use suanwang_core::machine::round::{JobUpdate, RoundPlan};
 
 pub const CONNECTIONS_MAX: u32 = 16;
 /// The advisory lock key of the scheduling leader ("suanwang" in ASCII, folded).
@@ -53,20 +59,20 @@ impl PgStore {
             leader: Mutex::new(None),
         })
     }
+}
+
+impl Dialect for Postgres {
+    type Bound<'q> = PgArguments;
 
     /// Rewrites `?` placeholders as PostgreSQL's `$1, $2, ...`. The shared
     /// SQL never has `?` inside a string literal.
-    fn sql(text: &'static str) -> Cow<'static, str> {
-        Cow::Owned(Self::sql_owned(text.to_owned()))
-    }
-
-    fn sql_owned(text: String) -> String {
-        if !text.contains('?') {
-            return text;
+    fn statement(sql: &str) -> Cow<'_, str> {
+        if !sql.contains('?') {
+            return Cow::Borrowed(sql);
         }
-        let mut out = String::with_capacity(text.len() + 16);
+        let mut out = String::with_capacity(sql.len() + 16);
         let mut n = 0;
-        for c in text.chars() {
+        for c in sql.chars() {
             if c == '?' {
                 n += 1;
                 out.push('$');
@@ -75,7 +81,7 @@ impl PgStore {
                 out.push(c);
             }
         }
-        out
+        Cow::Owned(out)
     }
 
     /// Locks the rows a read-then-write transaction decides on (of the
@@ -85,15 +91,84 @@ impl PgStore {
         format!(" FOR UPDATE OF {of}")
     }
 
-    fn read(&self) -> &PgPool {
-        &self.pool
+    fn arguments<'q>(args: &'q [Arg<'q>]) -> Result<PgArguments> {
+        crate::conn::arguments::<Postgres>(args)
     }
 
-    fn write(&self) -> &PgPool {
-        &self.pool
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
     }
 
-    async fn try_lead_impl(&self) -> Result<bool> {
+    fn decode<R: Row>(row: &PgRow) -> Result<R> {
+        Ok(R::from_row(row)?)
+    }
+}
+
+/// Pending task rows placed by a round, from arrays of (job, idx, state,
+/// attempt, pool, site).
+static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE tasks t SET {} \
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[]) \
+              AS u(job, idx, state, attempt, pool, site) \
+         WHERE t.job = u.job AND t.idx = u.idx AND t.state = {}",
+        PLACE_ROW_SET, *PENDING
+    )
+});
+
+/// Rows of never-placed tasks a round places, from arrays of index ranges.
+const INSERT_PLACED: &str = "INSERT INTO tasks (job, idx, state, attempt, units, pool, site) \
+     SELECT i.job, g.idx, i.state, i.attempt, i.units, i.pool, i.site \
+     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
+                 $7::text[], $8::text[]) \
+          AS i(job, low, high, units, state, attempt, pool, site), \
+          generate_series(i.low, i.high - 1) AS g(idx)";
+
+/// A round's events, from arrays of (job, detail).
+static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events (job, task, at_ms, kind, detail) \
+         SELECT job, NULL, $3, {}, detail FROM unnest($1::text[], $2::text[]) AS e(job, detail)",
+        *PLACED_EVENT
+    )
+});
+
+/// A round's job row changes, from arrays of `round::JobUpdate` fields.
+static UPDATE_JOBS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET {} \
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bool[], $5::text[]) \
+              AS u(id, materialized, state, has_why, why) \
+         WHERE jobs.id = u.id",
+        ROUND_JOB_SET
+    )
+});
+
+#[derive(Debug, sqlx::FromRow)]
+struct Locked {
+    locked: bool,
+}
+
+#[async_trait]
+impl Backend for PgStore {
+    const NAME: &'static str = "postgres";
+
+    type Tx<'c> = sqlx::Transaction<'c, Postgres>;
+    type Pooled<'p> = Pooled<'p, Postgres>;
+
+    async fn begin(&self) -> Result<Self::Tx<'static>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    fn reader(&self) -> Pooled<'_, Postgres> {
+        Pooled(&self.pool)
+    }
+
+    fn writer(&self) -> Pooled<'_, Postgres> {
+        Pooled(&self.pool)
+    }
+
+    async fn try_lead(&self) -> Result<bool> {
         let mut leader = self.leader.lock().await;
         if let Some(connection) = leader.as_mut() {
             match sqlx::query("SELECT 1").execute(&mut *connection).await {
@@ -105,7 +180,7 @@ impl PgStore {
             }
         }
         let mut connection = self.options.connect().await?;
-        let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        let Locked { locked } = sqlx::query_as("SELECT pg_try_advisory_lock($1) AS locked")
             .bind(LEADER_LOCK_KEY)
             .fetch_one(&mut connection)
             .await?;
@@ -117,13 +192,15 @@ impl PgStore {
         Ok(locked)
     }
 
-    async fn apply_round_impl(&self, round: &RoundWrite) -> Result<()> {
+    /// On the leader's connection only: a process that lost the lock (its
+    /// connection died) cannot write a round.
+    async fn apply_round(&self, round: &RoundWrite) -> Result<()> {
         let mut leader = self.leader.lock().await;
         let Some(connection) = leader.as_mut() else {
             return Err(StoreError::NotLeader);
         };
         let mut tx = connection.begin().await?;
-        Self::write_round(&mut tx, round).await?;
+        write_round::<Self>(&mut tx, round).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -133,31 +210,28 @@ impl PgStore {
     /// spend the round in round trips. Never-placed tasks are inserted
     /// (`generate_series` over each range), which costs a third less than
     /// rewriting a pending row and leaves no dead tuple behind.
-    async fn write_placements(
-        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-        plan: &RoundPlan<'_>,
-    ) -> Result<()> {
+    async fn write_placements(tx: &mut Self::Tx<'_>, plan: &RoundPlan<'_>) -> Result<()> {
         if !plan.updates.is_empty() {
             let (mut jobs, mut idxs, mut pools, mut sites) = (vec![], vec![], vec![], vec![]);
-            for &(job, idx, pool, site) in &plan.updates {
-                jobs.push(job);
-                idxs.push(to_i64(idx));
-                pools.push(pool);
-                sites.push(site);
+            let (mut states, mut attempts) = (vec![], vec![]);
+            for p in &plan.updates {
+                jobs.push(p.job);
+                idxs.push(to_i64(p.index));
+                states.push(p.state.as_str());
+                attempts.push(i64::from(p.attempt));
+                pools.push(p.pool);
+                sites.push(p.site);
             }
-            let updated = sqlx::query(concat!(
-                "UPDATE tasks t SET ",
-                place_row_set!(),
-                " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS u(job, idx, pool, site) \
-                 WHERE t.job = u.job AND t.idx = u.idx AND t.state = 'pending'",
-            ))
-            .bind(&jobs)
-            .bind(&idxs)
-            .bind(&pools)
-            .bind(&sites)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+            let updated = sqlx::query(&PLACE_ROWS)
+                .bind(&jobs)
+                .bind(&idxs)
+                .bind(&states)
+                .bind(&attempts)
+                .bind(&pools)
+                .bind(&sites)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
             // The rows were read under the jobs' locks, which every writer
             // of a job's tasks takes first: none changed since.
             assert_eq!(
@@ -176,32 +250,31 @@ impl PgStore {
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
             );
+            let (mut states, mut attempts) = (Vec::with_capacity(n), Vec::with_capacity(n));
             let mut rows = 0u64;
             for insert in &plan.inserts {
                 jobs.push(insert.job);
                 lows.push(to_i64(insert.low));
                 highs.push(to_i64(insert.high));
                 units.push(to_i64(insert.units));
+                states.push(insert.state.as_str());
+                attempts.push(i64::from(insert.attempt));
                 pools.push(insert.pool);
                 sites.push(insert.site);
                 rows += insert.high - insert.low;
             }
-            let inserted = sqlx::query(
-                "INSERT INTO tasks (job, idx, state, attempt, units, pool, site) \
-                 SELECT i.job, g.idx, 'placed', 1, i.units, i.pool, i.site \
-                 FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) \
-                      AS i(job, low, high, units, pool, site), \
-                      generate_series(i.low, i.high - 1) AS g(idx)",
-            )
-            .bind(&jobs)
-            .bind(&lows)
-            .bind(&highs)
-            .bind(&units)
-            .bind(&pools)
-            .bind(&sites)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+            let inserted = sqlx::query(INSERT_PLACED)
+                .bind(&jobs)
+                .bind(&lows)
+                .bind(&highs)
+                .bind(&units)
+                .bind(&states)
+                .bind(&attempts)
+                .bind(&pools)
+                .bind(&sites)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
             assert_eq!(inserted, rows, "one row per never-placed task");
         }
         Ok(())
@@ -211,7 +284,7 @@ impl PgStore {
     /// version of each changed job row, and the placed-on sites' versions
     /// (locked in id order, like every writer of sites).
     async fn write_round_rows(
-        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        tx: &mut Self::Tx<'_>,
         events: &[(&str, String)],
         jobs: &[JobUpdate<'_>],
         sites: &[&str],
@@ -220,37 +293,29 @@ impl PgStore {
         if !events.is_empty() {
             let event_jobs: Vec<&str> = events.iter().map(|e| e.0).collect();
             let details: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
-            sqlx::query(
-                "INSERT INTO events (job, task, at_ms, kind, detail) \
-                 SELECT job, NULL, $3, 'placed', detail FROM unnest($1::text[], $2::text[]) AS e(job, detail)",
-            )
-            .bind(&event_jobs)
-            .bind(&details)
-            .bind(at_ms)
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query(&INSERT_EVENTS)
+                .bind(&event_jobs)
+                .bind(&details)
+                .bind(at_ms)
+                .execute(&mut **tx)
+                .await?;
         }
         if !jobs.is_empty() {
             let ids: Vec<&str> = jobs.iter().map(|j| j.id).collect();
             let materialized: Vec<Option<i64>> =
                 jobs.iter().map(|j| j.materialized.map(to_i64)).collect();
-            let placed: Vec<bool> = jobs.iter().map(|j| j.placed).collect();
+            let states: Vec<Option<&str>> =
+                jobs.iter().map(|j| j.state.map(|s| s.as_str())).collect();
             let has_why: Vec<bool> = jobs.iter().map(|j| j.why.is_some()).collect();
             let whys: Vec<Option<&str>> = jobs.iter().map(|j| j.why.flatten()).collect();
-            sqlx::query(concat!(
-                "UPDATE jobs SET ",
-                round_job_set!(),
-                " FROM unnest($1::text[], $2::bigint[], $3::bool[], $4::bool[], $5::text[]) \
-                      AS u(id, materialized, placed, has_why, why) \
-                 WHERE jobs.id = u.id",
-            ))
-            .bind(&ids)
-            .bind(&materialized)
-            .bind(&placed)
-            .bind(&has_why)
-            .bind(&whys)
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query(&UPDATE_JOBS)
+                .bind(&ids)
+                .bind(&materialized)
+                .bind(&states)
+                .bind(&has_why)
+                .bind(&whys)
+                .execute(&mut **tx)
+                .await?;
         }
         if !sites.is_empty() {
             sqlx::query(
@@ -264,5 +329,3 @@ impl PgStore {
         Ok(())
     }
 }
-
-impl_store!(PgStore, "postgres", sqlx::Postgres);

@@ -6,15 +6,22 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteQueryResult, SqliteRow, SqliteSynchronous,
 };
+use sqlx::Sqlite;
 
-use crate::round::{JobUpdate, RoundPlan};
-use crate::shared::{impl_store, place_row_set, round_job_set};
+use crate::backend::Backend;
+use crate::conn::{Arg, Conn, Dialect, Pooled, Row};
+use crate::sql::lifecycle::{write_round, PLACED_EVENT, PLACE_ROW_SET, ROUND_JOB_SET};
+use crate::sql::{placeholders, INSERT_ROWS_MAX, PENDING};
 use crate::{Result, RoundWrite};
+use suanwang_core::machine::round::{JobUpdate, RoundPlan};
 
 pub const READ_CONNECTIONS_MAX: u32 = 4;
 /// Tasks per placing statement.
@@ -80,40 +87,114 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+impl Dialect for Sqlite {
+    type Bound<'q> = SqliteArguments<'q>;
 
     /// SQLite takes `?` placeholders as written.
-    fn sql(text: &'static str) -> Cow<'static, str> {
-        Cow::Borrowed(text)
-    }
-
-    fn sql_owned(text: String) -> String {
-        text
+    fn statement(sql: &str) -> Cow<'_, str> {
+        Cow::Borrowed(sql)
     }
 
     /// Row locks: SQLite has one writer, whose transaction sees every
     /// committed row and nothing changes under it, so none are needed.
-    fn for_update(_of: &str) -> &'static str {
-        ""
+    fn for_update(_of: &str) -> String {
+        String::new()
     }
 
-    fn read(&self) -> &SqlitePool {
-        &self.read
+    fn arguments<'q>(args: &'q [Arg<'q>]) -> Result<SqliteArguments<'q>> {
+        crate::conn::arguments::<Sqlite>(args)
     }
 
-    fn write(&self) -> &SqlitePool {
-        &self.write
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn decode<R: Row>(row: &SqliteRow) -> Result<R> {
+        Ok(R::from_row(row)?)
+    }
+}
+
+/// Pending task rows placed by a round, from a JSON array of
+/// `[job, idx, state, attempt, pool, site]`.
+static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE tasks SET {} \
+         FROM (SELECT json_extract(value, '$[0]') AS job, json_extract(value, '$[1]') AS idx, \
+                      json_extract(value, '$[2]') AS state, json_extract(value, '$[3]') AS attempt, \
+                      json_extract(value, '$[4]') AS pool, json_extract(value, '$[5]') AS site \
+               FROM json_each(?)) AS u \
+         WHERE tasks.job = u.job AND tasks.idx = u.idx AND tasks.state = {}",
+        PLACE_ROW_SET, *PENDING
+    )
+});
+
+/// Rows of never-placed tasks a round places, from a JSON array of
+/// `[job, low, high, units, state, attempt, pool, site]`. Sorted by primary key: tasks is
+/// a WITHOUT ROWID table, and appends in key order keep its B-tree pages
+/// full.
+const INSERT_PLACED: &str =
+        "WITH RECURSIVE r(job, idx, high, units, state, attempt, pool, site) AS ( \
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                json_extract(value, '$[6]'), json_extract(value, '$[7]') \
+         FROM json_each(?) \
+         UNION ALL SELECT job, idx + 1, high, units, state, attempt, pool, site FROM r WHERE idx + 1 < high) \
+     INSERT INTO tasks (job, idx, state, attempt, units, pool, site) \
+     SELECT job, idx, state, attempt, units, pool, site FROM r ORDER BY job, idx";
+
+/// A round's events, from a JSON array of `[job, detail]`.
+static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events (job, task, at_ms, kind, detail) \
+         SELECT json_extract(value, '$[0]'), NULL, ?, {}, json_extract(value, '$[1]') FROM json_each(?)",
+        *PLACED_EVENT
+    )
+});
+
+/// A round's job row changes, from a JSON array of `round::JobUpdate`s.
+static UPDATE_JOBS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET {} \
+         FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS materialized, \
+                      json_extract(value, '$[2]') AS state, json_extract(value, '$[3]') AS has_why, \
+                      json_extract(value, '$[4]') AS why FROM json_each(?)) AS u \
+         WHERE jobs.id = u.id",
+        ROUND_JOB_SET
+    )
+});
+
+#[async_trait]
+impl Backend for SqliteStore {
+    const NAME: &'static str = "sqlite";
+
+    type Tx<'c> = sqlx::Transaction<'c, Sqlite>;
+    type Pooled<'p> = Pooled<'p, Sqlite>;
+
+    async fn begin(&self) -> Result<Self::Tx<'static>> {
+        Ok(self.write.begin().await?)
+    }
+
+    fn reader(&self) -> Pooled<'_, Sqlite> {
+        Pooled(&self.read)
+    }
+
+    /// The one-connection writer.
+    fn writer(&self) -> Pooled<'_, Sqlite> {
+        Pooled(&self.write)
     }
 
     /// One SQLite file has one server (the server locks the data directory),
     /// so that server always leads.
-    async fn try_lead_impl(&self) -> Result<bool> {
+    async fn try_lead(&self) -> Result<bool> {
         Ok(true)
     }
 
-    async fn apply_round_impl(&self, round: &RoundWrite) -> Result<()> {
+    async fn apply_round(&self, round: &RoundWrite) -> Result<()> {
         let started = std::time::Instant::now();
         let mut tx = self.write.begin().await?;
-        Self::write_round(&mut tx, round).await?;
+        write_round::<Self>(&mut tx, round).await?;
         let written = started.elapsed();
         tx.commit().await?;
         tracing::debug!(
@@ -129,31 +210,26 @@ impl SqliteStore {
     /// A round's row changes, set-wise through `json_each`: one statement
     /// per kind of change and chunk instead of one per task, since each
     /// statement is a round trip to SQLite's worker thread.
-    async fn write_placements(
-        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-        plan: &RoundPlan<'_>,
-    ) -> Result<()> {
+    async fn write_placements(tx: &mut Self::Tx<'_>, plan: &RoundPlan<'_>) -> Result<()> {
         let mut updated = 0u64;
         for chunk in plan.updates.chunks(ASSIGN_ROWS_MAX) {
             let rows = serde_json::Value::Array(
                 chunk
                     .iter()
-                    .map(|(job, idx, pool, site)| serde_json::json!([job, idx, pool, site]))
+                    .map(|p| {
+                        serde_json::json!([
+                            p.job,
+                            p.index,
+                            p.state.as_str(),
+                            p.attempt,
+                            p.pool,
+                            p.site
+                        ])
+                    })
                     .collect(),
             )
             .to_string();
-            updated += sqlx::query(concat!(
-                "UPDATE tasks SET ",
-                place_row_set!(),
-                " FROM (SELECT json_extract(value, '$[0]') AS job, json_extract(value, '$[1]') AS idx, \
-                              json_extract(value, '$[2]') AS pool, json_extract(value, '$[3]') AS site \
-                       FROM json_each(?)) AS u \
-                 WHERE tasks.job = u.job AND tasks.idx = u.idx AND tasks.state = 'pending'",
-            ))
-            .bind(rows)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+            updated += tx.execute(&PLACE_ROWS, &[rows.into()]).await?;
         }
         // Read in this transaction, and SQLite has one writer.
         assert_eq!(
@@ -176,25 +252,22 @@ impl SqliteStore {
             let ranges = serde_json::Value::Array(
                 plan.inserts[start..end]
                     .iter()
-                    .map(|i| serde_json::json!([i.job, i.low, i.high, i.units, i.pool, i.site]))
+                    .map(|i| {
+                        serde_json::json!([
+                            i.job,
+                            i.low,
+                            i.high,
+                            i.units,
+                            i.state.as_str(),
+                            i.attempt,
+                            i.pool,
+                            i.site
+                        ])
+                    })
                     .collect(),
             )
             .to_string();
-            // Sorted by primary key: tasks is a WITHOUT ROWID table, and
-            // appends in key order keep its B-tree pages full.
-            inserted += sqlx::query(
-                "WITH RECURSIVE r(job, idx, high, units, pool, site) AS ( \
-                     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
-                            json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') \
-                     FROM json_each(?) \
-                     UNION ALL SELECT job, idx + 1, high, units, pool, site FROM r WHERE idx + 1 < high) \
-                 INSERT INTO tasks (job, idx, state, attempt, units, pool, site) \
-                 SELECT job, idx, 'placed', 1, units, pool, site FROM r ORDER BY job, idx",
-            )
-            .bind(ranges)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+            inserted += tx.execute(INSERT_PLACED, &[ranges.into()]).await?;
             start = end;
         }
         assert_eq!(inserted, rows_planned, "one row per never-placed task");
@@ -204,7 +277,7 @@ impl SqliteStore {
     /// The rest of a round: its events, one new version of each changed
     /// job row, and the placed-on sites' versions.
     async fn write_round_rows(
-        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        tx: &mut Self::Tx<'_>,
         events: &[(&str, String)],
         jobs: &[JobUpdate<'_>],
         sites: &[&str],
@@ -218,14 +291,8 @@ impl SqliteStore {
                     .collect(),
             )
             .to_string();
-            sqlx::query(
-                "INSERT INTO events (job, task, at_ms, kind, detail) \
-                 SELECT json_extract(value, '$[0]'), NULL, ?, 'placed', json_extract(value, '$[1]') FROM json_each(?)",
-            )
-            .bind(at_ms)
-            .bind(rows)
-            .execute(&mut **tx)
-            .await?;
+            tx.execute(&INSERT_EVENTS, &[at_ms.into(), rows.into()])
+                .await?;
         }
         for chunk in jobs.chunks(ASSIGN_ROWS_MAX) {
             let rows = serde_json::Value::Array(
@@ -235,7 +302,7 @@ impl SqliteStore {
                         serde_json::json!([
                             j.id,
                             j.materialized,
-                            j.placed,
+                            j.state.map(|s| s.as_str()),
                             j.why.is_some(),
                             j.why.flatten()
                         ])
@@ -243,28 +310,15 @@ impl SqliteStore {
                     .collect(),
             )
             .to_string();
-            sqlx::query(concat!(
-                "UPDATE jobs SET ",
-                round_job_set!(),
-                " FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS materialized, \
-                              json_extract(value, '$[2]') AS placed, json_extract(value, '$[3]') AS has_why, \
-                              json_extract(value, '$[4]') AS why FROM json_each(?)) AS u \
-                 WHERE jobs.id = u.id",
-            ))
-            .bind(rows)
-            .execute(&mut **tx)
-            .await?;
+            tx.execute(&UPDATE_JOBS, &[rows.into()]).await?;
         }
-        for chunk in sites.chunks(crate::shared::INSERT_ROWS_MAX) {
+        for chunk in sites.chunks(INSERT_ROWS_MAX) {
             let sql = format!(
                 "UPDATE sites SET version = version + 1 WHERE id IN ({})",
-                crate::shared::placeholders(chunk.len())
+                placeholders(chunk.len())
             );
-            let mut query = sqlx::query(&sql);
-            for site in chunk {
-                query = query.bind(*site);
-            }
-            query.execute(&mut **tx).await?;
+            let args: Vec<Arg<'_>> = chunk.iter().map(|site| (*site).into()).collect();
+            tx.execute(&sql, &args).await?;
         }
         Ok(())
     }
@@ -303,5 +357,3 @@ impl Drop for SqliteStore {
         }
     }
 }
-
-impl_store!(SqliteStore, "sqlite", sqlx::Sqlite);

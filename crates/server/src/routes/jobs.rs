@@ -14,6 +14,7 @@ use suanwang_api::{
     EventPage, EventView, JobList, JobRef, JobSpec, JobView, TaskPage, TaskView, UsagePage,
     UsageView, Why, IDEMPOTENCY_KEY_HEADER,
 };
+use suanwang_core::lifecycle::{JobState, TaskState};
 use suanwang_core::spec::validate_job;
 use suanwang_store::{Audit, Idem, IdemOutcome, JobRow, NewJob, Role, UsageKey};
 
@@ -38,9 +39,13 @@ pub fn view(row: &JobRow) -> ApiResult<JobView> {
         id: row.id.clone(),
         tenant: row.tenant.clone(),
         name: row.name.clone(),
-        state: row.state.clone(),
+        state: row.state.into(),
         created_at_ms: row.created_at_ms,
-        tasks: row.counts.iter().cloned().collect(),
+        tasks: row
+            .counts
+            .iter()
+            .map(|&(state, n)| (state.as_str().to_owned(), n))
+            .collect(),
         spec,
         why: row.why.clone(),
     })
@@ -182,9 +187,9 @@ pub async fn submit(
         id: id.clone(),
         tenant: caller.id().to_owned(),
         name: spec.name.clone(),
-        state: "pending".into(),
+        state: JobState::Pending.into(),
         created_at_ms: now,
-        tasks: BTreeMap::from([("pending".to_owned(), def.tasks)]),
+        tasks: BTreeMap::from([(TaskState::Pending.as_str().to_owned(), def.tasks)]),
         spec: spec.clone(),
         why: None,
     };
@@ -292,14 +297,14 @@ pub async fn why(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Why>> {
     let job = visible_job(&state, &caller, &id).await?;
-    let mut why = match (job.state.as_str(), &job.why) {
+    let mut why = match (job.state, &job.why) {
         (_, Some(why)) => Some(why.clone()),
-        ("pending", None) => Some("waiting for the next scheduling round".to_owned()),
+        (JobState::Pending, None) => Some("waiting for the next scheduling round".to_owned()),
         _ => None,
     };
     // The deadline, as of now: how long is left, or that it passed. Said
     // here rather than by the round, so it is never stale.
-    if !matches!(job.state.as_str(), "succeeded" | "cancelled") {
+    if !matches!(job.state, JobState::Succeeded | JobState::Cancelled) {
         let spec: JobSpec = serde_json::from_str(&job.spec).map_err(ApiError::internal)?;
         let terms = suanwang_core::spec::deadline_terms(&spec).map_err(|error| {
             ApiError::internal(format!("stored spec of job {}: {error}", job.id))
@@ -308,7 +313,7 @@ pub async fn why(
             let waiting = job
                 .counts
                 .iter()
-                .any(|(state, n)| state == "pending" && *n > 0);
+                .any(|&(state, n)| state == TaskState::Pending && n > 0);
             let verdict = suanwang_core::deadline::verdict(Some(deadline_ms), hours_ms, now_ms());
             if let Some(line) = suanwang_core::deadline::describe(verdict, hours_ms, waiting) {
                 // The deadline first: it bounds how long the rest matters.
@@ -321,7 +326,7 @@ pub async fn why(
     }
     Ok(Json(Why {
         job: job.id,
-        state: job.state,
+        state: job.state.into(),
         why,
     }))
 }
@@ -346,17 +351,17 @@ pub async fn cancel(
             };
         }
     }
-    if job.cancel_requested || matches!(job.state.as_str(), "succeeded" | "failed" | "cancelled") {
+    if job.cancel_requested || job.state.is_terminal() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "finished",
-            format!("job {id} is already {}", job.state),
+            format!("job {id} is already {}", job.state.as_str()),
         ));
     }
     let now = now_ms();
     let answer = serde_json::to_string(&JobRef {
         id: id.clone(),
-        state: "cancelled".into(),
+        state: JobState::Cancelled.into(),
     })
     .map_err(ApiError::internal)?;
     let idem = key.map(|key| Idem {
@@ -438,7 +443,7 @@ pub async fn tasks(
         .into_iter()
         .map(|t| TaskView {
             index: t.index,
-            state: t.state,
+            state: t.state.into(),
             attempt: t.attempt,
             pool: t.pool,
             site: t.site,
@@ -486,7 +491,7 @@ pub async fn events(
             seq: e.seq,
             at_ms: e.at_ms,
             task: e.task,
-            kind: e.kind,
+            kind: e.kind.into(),
             detail: e.detail,
         })
         .collect();

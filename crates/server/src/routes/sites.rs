@@ -10,12 +10,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use suanwang_api::{
-    AssignmentView, Assignments, CreateSite, Heartbeat, JobSpec, Lease, PoolSpec, PoolView,
-    PutPools, ReportOutcome, Reports, ReportsAnswer, SiteCreated, SiteView, UsageReport,
+    AssignmentView, Assignments, CreateSite, Heartbeat, JobSpec, Lease, Outcome, PoolSpec,
+    PoolView, PutPools, ReportOutcome, Reports, ReportsAnswer, SiteCreated, SiteView, UsageReport,
     HEARTBEAT_OUTBOX_MAX, HEARTBEAT_TEXT_CHARS_MAX,
 };
 use suanwang_core::metering;
-use suanwang_core::spec::validate_pools;
+use suanwang_core::spec::{resource_kind, validate_pools};
 use suanwang_place::Kind;
 use suanwang_store::{
     AgentStatus, Audit, ItemOutcome, NewToken, PoolRow, Role, SiteRow, StatusIn, UsageIn,
@@ -326,7 +326,7 @@ pub async fn assignments(
                 task: row.task,
                 attempt: row.attempt,
                 pool: row.pool,
-                state: row.state,
+                state: row.state.into(),
                 units: row.units,
                 hours: spec.hours,
                 run: spec.run,
@@ -343,15 +343,15 @@ pub async fn assignments(
 fn outcome(item: ItemOutcome) -> ReportOutcome {
     match item {
         ItemOutcome::Accepted => ReportOutcome {
-            outcome: "accepted".into(),
+            outcome: Outcome::Accepted,
             reason: None,
         },
         ItemOutcome::Duplicate => ReportOutcome {
-            outcome: "duplicate".into(),
+            outcome: Outcome::Duplicate,
             reason: None,
         },
         ItemOutcome::Rejected(reason) => ReportOutcome {
-            outcome: "rejected".into(),
+            outcome: Outcome::Rejected,
             reason: Some(reason),
         },
     }
@@ -381,11 +381,11 @@ async fn rate_usage(
     }
     let catalogue = metering::shipped().at(now);
     let mut pools: HashMap<String, (Kind, String)> = HashMap::new();
-    for (id, kind, spec) in state.store.pool_specs(site).await? {
-        let spec: PoolSpec = serde_json::from_str(&spec).map_err(ApiError::internal)?;
-        if let Some(kind) = Kind::parse(&kind) {
-            pools.insert(id, (kind, spec.device_model));
-        }
+    for pool in state.store.pool_specs(site).await? {
+        // The stored spec says the kind, typed; one that does not read is
+        // the server's fault (500), never a silently unrated record.
+        let spec: PoolSpec = serde_json::from_str(&pool.spec).map_err(ApiError::internal)?;
+        pools.insert(pool.id, (resource_kind(spec.kind), spec.device_model));
     }
     usage
         .into_iter()
@@ -435,13 +435,9 @@ pub async fn report(
     }
     let mut statuses = Vec::with_capacity(reports.statuses.len());
     for (i, status) in reports.statuses.into_iter().enumerate() {
+        // A state other than running, succeeded or failed is the body
+        // parser's 422, naming `statuses[i].state`.
         storable(&format!("statuses[{i}].task"), status.task)?;
-        if !matches!(status.state.as_str(), "running" | "succeeded" | "failed") {
-            return Err(ApiError::invalid(
-                format!("statuses[{i}].state"),
-                "must be running, succeeded or failed",
-            ));
-        }
         let mut tail = status.output_tail;
         if let Some(text) = &mut tail {
             if text.len() > OUTPUT_TAIL_BYTES_MAX {
@@ -456,7 +452,7 @@ pub async fn report(
             job: status.job,
             task: status.task,
             attempt: status.attempt,
-            state: status.state,
+            state: status.state.into(),
             exit_code: status.exit_code,
             reason: status.reason.map(|r| r.chars().take(1024).collect()),
             output_tail: tail,

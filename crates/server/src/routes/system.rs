@@ -32,8 +32,8 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     if let Ok(states) = state.store.job_states().await {
-        for (name, count) in states {
-            metrics::gauge!("suanwang_jobs", "state" => name).set(count as f64);
+        for (job_state, count) in states {
+            metrics::gauge!("suanwang_jobs", "state" => job_state.as_str()).set(count as f64);
         }
     }
     (

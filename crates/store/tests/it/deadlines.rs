@@ -3,6 +3,7 @@
 //! (they get their rows); what is placed or running, or done, is left as it
 //! is, except a gang's members, which follow the member that failed.
 
+use suanwang_core::lifecycle::TaskState;
 use suanwang_store::{ItemOutcome, MissedDeadline};
 
 use crate::harness::*;
@@ -21,7 +22,7 @@ async fn tasks_of(store: &dyn suanwang_store::Store, job: &str) -> Vec<(String, 
         .await
         .expect("tasks")
         .into_iter()
-        .map(|t| (t.state, t.reason))
+        .map(|t| (t.state.as_str().to_owned(), t.reason))
         .collect()
 }
 
@@ -46,7 +47,7 @@ contract!(never_placed_tasks_fail_with_their_rows, |db| {
     assert_eq!(tasks_of(&*store, "j").await, vec![failed(); 3]);
     assert_eq!(job_state(&*store, "j").await, "failed");
     let row = store.job("j").await.unwrap().unwrap();
-    assert_eq!(row.counts, [("failed".to_owned(), 3)]);
+    assert_eq!(row.counts, [(TaskState::Failed, 3)]);
     let events = store.events("j", 0, 100).await.unwrap();
     let last = events.last().unwrap();
     assert_eq!(
@@ -148,7 +149,7 @@ contract!(a_gang_member_that_misses_cancels_its_peers, |db| {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.as_str().to_owned())
         .collect();
     assert_eq!(
         kinds[kinds.len() - 3..],

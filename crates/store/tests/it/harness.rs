@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::Connection;
+use suanwang_core::lifecycle::ReportedState;
+use suanwang_store::prelude::*;
 use suanwang_store::{
     Audit, Idem, IdemOutcome, NewJob, NewToken, PgStore, PoolRow, PrincipalRow, Role, RoundWrite,
-    SiteRow, SqliteStore, StatusIn, Store, UsageIn,
+    SiteRow, SqliteStore, StatusIn, UsageIn,
 };
 
 pub const ADMIN_URL_ENV: &str = "SUANWANG_TEST_POSTGRES";
@@ -78,6 +80,32 @@ impl Opener {
 impl Db {
     pub async fn open(&self) -> Arc<dyn Store> {
         self.opener.open().await
+    }
+
+    /// Runs `sql` on a connection of its own, past the store: to write what
+    /// the store never would.
+    pub async fn raw(&self, sql: &str) {
+        if let Some(path) = &self.opener.sqlite_path {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+            let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("connect sqlite");
+            sqlx::query(sql)
+                .execute(&mut connection)
+                .await
+                .expect("raw sql");
+            connection.close().await.expect("close sqlite");
+        } else {
+            let url = self.opener.pg_url.as_ref().expect("postgres url");
+            let mut connection = sqlx::PgConnection::connect(url)
+                .await
+                .expect("connect postgres");
+            sqlx::query(sql)
+                .execute(&mut connection)
+                .await
+                .expect("raw sql");
+            connection.close().await.expect("close postgres");
+        }
     }
 }
 
@@ -407,7 +435,7 @@ pub fn status(job: &str, task: u64, attempt: u32, state: &str) -> StatusIn {
         job: job.to_owned(),
         task,
         attempt,
-        state: state.to_owned(),
+        state: ReportedState::parse(state).expect("running, succeeded or failed"),
         exit_code: None,
         reason: None,
         output_tail: None,
@@ -438,6 +466,8 @@ pub async fn job_state(store: &dyn Store, job: &str) -> String {
         .expect("job")
         .expect("job exists")
         .state
+        .as_str()
+        .to_owned()
 }
 
 /// The task states of a job, by index.
@@ -447,7 +477,7 @@ pub async fn task_states(store: &dyn Store, job: &str) -> Vec<String> {
         .await
         .expect("tasks")
         .into_iter()
-        .map(|t| t.state)
+        .map(|t| t.state.as_str().to_owned())
         .collect()
 }
 

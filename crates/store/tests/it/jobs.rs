@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use suanwang_core::lifecycle::{EventKind, JobState, TaskState};
 use suanwang_store::{IdemOutcome, ItemOutcome, RoundWrite, StoreError, TaskRow};
 
 use crate::harness::*;
@@ -19,12 +20,12 @@ contract!(submit_creates_pending_tasks, |db| {
     assert_eq!(j1.tenant, acme);
     assert_eq!(j1.name, "j1 name");
     assert_eq!(j1.spec, r#"{"job":"j1"}"#);
-    assert_eq!(j1.state, "pending");
+    assert_eq!(j1.state, JobState::Pending);
     assert_eq!(j1.tasks, 4);
     assert!(!j1.cancel_requested);
     assert_eq!(j1.created_at_ms, T0);
     assert_eq!(j1.why, None);
-    assert_eq!(j1.counts, [("pending".to_owned(), 4)]);
+    assert_eq!(j1.counts, [(TaskState::Pending, 4)]);
     let tasks = store.tasks("j1", None, 1_000).await.unwrap();
     assert_eq!(tasks.len(), 4);
     for (i, task) in tasks.iter().enumerate() {
@@ -32,7 +33,7 @@ contract!(submit_creates_pending_tasks, |db| {
             *task,
             TaskRow {
                 index: i as u64,
-                state: "pending".into(),
+                state: TaskState::Pending,
                 attempt: 0,
                 pool: None,
                 site: None,
@@ -48,13 +49,10 @@ contract!(submit_creates_pending_tasks, |db| {
     assert!(store.tasks("nope", None, 1_000).await.unwrap().is_empty());
     let events = store.events("j1", 0, 100).await.unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].kind, "submitted");
+    assert_eq!(events[0].kind, EventKind::Submitted);
     assert_eq!(events[0].job, "j1");
     assert_eq!(events[0].task, None);
-    assert_eq!(
-        store.job_states().await.unwrap(),
-        [("pending".to_owned(), 2)]
-    );
+    assert_eq!(store.job_states().await.unwrap(), [(JobState::Pending, 2)]);
 
     // The new tasks wait for the scheduler.
     let input = store.round_input().await.unwrap();
@@ -282,7 +280,7 @@ contract!(jobs_paging, |db| {
         .is_empty());
     // Rows carry their counts.
     let rows = store.jobs(Some(&acme), None, 1).await.unwrap();
-    assert_eq!(rows[0].counts, [("pending".to_owned(), 1)]);
+    assert_eq!(rows[0].counts, [(TaskState::Pending, 1)]);
 });
 
 contract!(events_in_order, |db| {
@@ -323,7 +321,7 @@ contract!(events_in_order, |db| {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.as_str().to_owned())
         .collect();
     assert_eq!(other, strings(&["submitted"]));
 });
@@ -355,10 +353,10 @@ contract!(job_states_count_jobs, |db| {
     assert_eq!(
         store.job_states().await.unwrap(),
         [
-            ("cancelled".to_owned(), 1),
-            ("pending".to_owned(), 2),
-            ("running".to_owned(), 1),
-            ("succeeded".to_owned(), 1)
+            (JobState::Pending, 2),
+            (JobState::Running, 1),
+            (JobState::Succeeded, 1),
+            (JobState::Cancelled, 1)
         ]
     );
 });
@@ -394,7 +392,7 @@ contract!(cancel_unfinished_tasks, |db| {
         strings(&["succeeded", "cancelled", "cancelled", "cancelled"])
     );
     let row = store.job("j1").await.unwrap().unwrap();
-    assert_eq!(row.state, "cancelled");
+    assert_eq!(row.state, JobState::Cancelled);
     assert!(row.cancel_requested);
     assert_eq!(row.why, None);
     // The site learns: its version moved and the tasks are gone.
@@ -409,7 +407,7 @@ contract!(cancel_unfinished_tasks, |db| {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.as_str().to_owned())
         .collect();
     assert_eq!(kinds.last().map(String::as_str), Some("cancelled"));
 

@@ -4,6 +4,7 @@
 //! ends for good, its peers are cancelled. A service's replica that ends is
 //! started again while retries are left.
 
+use suanwang_core::lifecycle::{EventKind, TaskState};
 use suanwang_store::ItemOutcome;
 
 use crate::harness::*;
@@ -32,7 +33,7 @@ contract!(a_failed_member_takes_its_gang_back_to_pending, |db| {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "gang")
+        .filter(|e| e.kind == EventKind::Gang)
         .map(|e| e.task)
         .collect::<Vec<_>>();
     assert_eq!(gang_events, [Some(0), Some(2)]);
@@ -45,14 +46,14 @@ contract!(a_failed_member_takes_its_gang_back_to_pending, |db| {
         .collect();
     assert_eq!(waiting, [("g", 3, 3)]);
     place(&*store, "g", &w.pool, &w.site, 3).await;
-    let attempts: Vec<(String, u32)> = store
+    let attempts: Vec<(TaskState, u32)> = store
         .tasks("g", None, 1_000)
         .await
         .unwrap()
         .into_iter()
         .map(|t| (t.state, t.attempt))
         .collect();
-    assert_eq!(attempts, vec![("placed".to_owned(), 2); 3]);
+    assert_eq!(attempts, vec![(TaskState::Placed, 2); 3]);
 
     // A report from an attempt the gang ended is stale, not an error.
     let (late, _) = store

@@ -1,5 +1,6 @@
 //! Site leases: heartbeats, lapses, and extension by a new leader.
 
+use suanwang_core::lifecycle::{EventKind, TaskState};
 use suanwang_store::ItemOutcome;
 
 use crate::harness::*;
@@ -66,7 +67,7 @@ contract!(lapsed_lease_loses_tasks, |db| {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "lost")
+        .filter(|e| e.kind == EventKind::Lost)
         .map(|e| e.task)
         .collect();
     assert_eq!(lost, [Some(0), Some(1)]);
@@ -75,11 +76,11 @@ contract!(lapsed_lease_loses_tasks, |db| {
         .await
         .unwrap()
         .iter()
-        .any(|e| e.kind == "lost" && e.task == Some(0)));
+        .any(|e| e.kind == EventKind::Lost && e.task == Some(0)));
 
     // The lapsed site is no longer offered, and its tasks wait again.
     let input = store.round_input().await.unwrap();
-    assert!(input.pools.iter().all(|(p, _)| p.site == steady));
+    assert!(input.pools.iter().all(|p| p.pool.site == steady));
     let waiting: Vec<(&str, u64)> = input
         .jobs
         .iter()
@@ -105,7 +106,7 @@ contract!(lapsed_lease_loses_tasks, |db| {
     // Placed elsewhere, attempt 2.
     place(&*store, "retry", &steady_pool.id, &steady, 2).await;
     let tasks = store.tasks("retry", None, 1_000).await.unwrap();
-    assert!(tasks.iter().all(|t| t.state == "placed"
+    assert!(tasks.iter().all(|t| t.state == TaskState::Placed
         && t.attempt == 2
         && t.site.as_deref() == Some(steady.as_str())));
 
@@ -124,7 +125,7 @@ contract!(lapsed_lease_loses_tasks, |db| {
         .unwrap()
         .pools
         .iter()
-        .any(|(p, _)| p.site == w.site));
+        .any(|p| p.pool.site == w.site));
 });
 
 contract!(extend_leases_spares_sites, |db| {

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use suanwang_core::lifecycle::{JobState, TaskState};
 use suanwang_store::{RoundWrite, StatusIn};
 
 use crate::harness::*;
@@ -111,11 +112,11 @@ contract!(many_job_writers_never_deadlock, |db| {
         let tasks = store.tasks(id, None, 1_000).await.unwrap();
         assert_eq!(tasks.len() as u64, TASKS, "{id}");
         if (JOBS - 1 - i).is_multiple_of(2) {
-            assert_eq!(job.state, "cancelled", "{id}");
+            assert_eq!(job.state, JobState::Cancelled, "{id}");
             assert!(
                 tasks
                     .iter()
-                    .all(|t| t.state == "cancelled" || t.state == "succeeded"),
+                    .all(|t| t.state == TaskState::Cancelled || t.state == TaskState::Succeeded),
                 "{id}: {tasks:?}"
             );
         }

@@ -4,6 +4,8 @@
 
 mod harness;
 
+mod boundary;
+mod corrupt;
 mod deadlines;
 mod jobs;
 mod kinds;
@@ -15,4 +17,5 @@ mod principals;
 mod reports;
 mod resources;
 mod rounds;
+mod twin;
 mod upgrade;

@@ -2,7 +2,8 @@
 //! events: every page in order, nothing twice, nothing left out, and the
 //! names of sites and pools beside their ids.
 
-use suanwang_store::{Store, TaskRow, UsageKey, UsageRow};
+use suanwang_store::prelude::*;
+use suanwang_store::{TaskRow, UsageKey, UsageRow};
 
 use crate::harness::*;
 

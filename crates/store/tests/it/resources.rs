@@ -156,7 +156,7 @@ contract!(pools_replace_deactivate_and_used, |db| {
     let ids: Vec<(&str, &str)> = input
         .pools
         .iter()
-        .map(|(p, r)| (p.id.as_str(), r.as_str()))
+        .map(|p| (p.pool.id.as_str(), p.region.as_str()))
         .collect();
     assert_eq!(ids, [(b2.id.as_str(), "r1"), (c.id.as_str(), "r1")]);
 
@@ -196,7 +196,7 @@ contract!(pools_replace_deactivate_and_used, |db| {
         .await
         .unwrap();
     let input = store.round_input().await.unwrap();
-    assert!(input.pools.iter().all(|(p, _)| p.site == w.site));
+    assert!(input.pools.iter().all(|p| p.pool.site == w.site));
     store
         .heartbeat(&quiet, T0 + 60_000, &Default::default())
         .await
@@ -205,5 +205,5 @@ contract!(pools_replace_deactivate_and_used, |db| {
     assert!(input
         .pools
         .iter()
-        .any(|(p, r)| p.site == quiet && r == "r2"));
+        .any(|p| p.pool.site == quiet && p.region == "r2"));
 });

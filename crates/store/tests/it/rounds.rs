@@ -1,6 +1,7 @@
 //! Scheduling rounds and assignments.
 
-use suanwang_store::{AssignmentRow, RoundWrite, WaitingJob};
+use suanwang_core::lifecycle::{EventKind, JobState, TaskState};
+use suanwang_store::{AssignmentRow, RoundPoolRow, RoundWrite, WaitingJob};
 
 use crate::harness::*;
 
@@ -12,7 +13,10 @@ contract!(round_places_pending_tasks, |db| {
 
     let input = store.round_input().await.unwrap();
     assert_eq!(input.pools.len(), 1);
-    let (pool_row, region) = &input.pools[0];
+    let RoundPoolRow {
+        pool: pool_row,
+        region,
+    } = &input.pools[0];
     assert_eq!(
         (pool_row.id.as_str(), region.as_str()),
         (w.pool.as_str(), "r1")
@@ -59,7 +63,7 @@ contract!(round_places_pending_tasks, |db| {
 
     let tasks = store.tasks("j1", None, 1_000).await.unwrap();
     for task in &tasks[..4] {
-        assert_eq!(task.state, "placed");
+        assert_eq!(task.state, TaskState::Placed);
         assert_eq!(task.attempt, 1);
         assert_eq!(task.pool.as_deref(), Some(w.pool.as_str()));
         assert_eq!(task.site.as_deref(), Some(w.site.as_str()));
@@ -71,14 +75,11 @@ contract!(round_places_pending_tasks, |db| {
         );
     }
     let j1 = store.job("j1").await.unwrap().unwrap();
-    assert_eq!(j1.state, "placed");
+    assert_eq!(j1.state, JobState::Placed);
     assert_eq!(j1.why.as_deref(), Some("2 tasks: capacity taken"));
-    assert_eq!(
-        j1.counts,
-        [("pending".to_owned(), 2), ("placed".to_owned(), 4)]
-    );
+    assert_eq!(j1.counts, [(TaskState::Pending, 2), (TaskState::Placed, 4)]);
     let j2 = store.job("j2").await.unwrap().unwrap();
-    assert_eq!(j2.state, "pending");
+    assert_eq!(j2.state, JobState::Pending);
     assert_eq!(j2.why.as_deref(), Some("bid below the market price"));
     assert_eq!(store.site_version(&w.site).await.unwrap(), version + 1);
     let placed: Vec<_> = store
@@ -86,14 +87,14 @@ contract!(round_places_pending_tasks, |db| {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "placed")
+        .filter(|e| e.kind == EventKind::Placed)
         .collect();
     assert_eq!(placed.len(), 1);
     assert_eq!(placed[0].at_ms, T0 + 100);
 
     // The next round sees the units in use and what still waits.
     let input = store.round_input().await.unwrap();
-    assert_eq!(input.pools[0].0.used, 8);
+    assert_eq!(input.pools[0].pool.used, 8);
     let waiting: Vec<(&str, u64, u64)> = input
         .jobs
         .iter()
@@ -120,9 +121,9 @@ contract!(round_places_pending_tasks, |db| {
         .unwrap();
     let j1 = store.job("j1").await.unwrap().unwrap();
     assert_eq!(j1.why, None);
-    assert_eq!(j1.counts, [("placed".to_owned(), 6)]);
+    assert_eq!(j1.counts, [(TaskState::Placed, 6)]);
     let j2 = store.job("j2").await.unwrap().unwrap();
-    assert_eq!(j2.state, "placed");
+    assert_eq!(j2.state, JobState::Placed);
     assert_eq!(j2.why.as_deref(), Some("1 task waits"));
     assert_eq!(store.site_version(&w.site).await.unwrap(), version + 2);
     let input = store.round_input().await.unwrap();
@@ -132,7 +133,7 @@ contract!(round_places_pending_tasks, |db| {
         .map(|j| (j.id.as_str(), j.pending, j.live))
         .collect();
     assert_eq!(waiting, [("j2", 1, 2)]);
-    assert_eq!(input.pools[0].0.used, 13);
+    assert_eq!(input.pools[0].pool.used, 13);
 
     // An empty round changes nothing.
     store.apply_round(&RoundWrite::default()).await.unwrap();
@@ -175,16 +176,19 @@ contract!(assignments_for_a_site, |db| {
         .unwrap();
     let (version, mine) = store.assignments(&w.site).await.unwrap();
     assert_eq!(version, store.site_version(&w.site).await.unwrap());
-    let expect = |task: u64, state: &str| AssignmentRow {
+    let expect = |task: u64, state: TaskState| AssignmentRow {
         job: "j1".into(),
         task,
         attempt: 1,
         pool: w.pool.clone(),
-        state: state.into(),
+        state,
         units: 2,
         spec: r#"{"job":"j1"}"#.into(),
     };
-    assert_eq!(mine, [expect(0, "placed"), expect(1, "placed")]);
+    assert_eq!(
+        mine,
+        [expect(0, TaskState::Placed), expect(1, TaskState::Placed)]
+    );
     let (_, theirs) = store.assignments(&other).await.unwrap();
     assert_eq!(theirs.len(), 1);
     assert_eq!(
@@ -206,7 +210,7 @@ contract!(assignments_for_a_site, |db| {
         .await
         .unwrap();
     let (_, mine) = store.assignments(&w.site).await.unwrap();
-    assert_eq!(mine, [expect(0, "running")]);
+    assert_eq!(mine, [expect(0, TaskState::Running)]);
     assert!(store.assignments("site-none").await.is_err());
 });
 
@@ -266,10 +270,7 @@ contract!(never_placed_tasks_are_tasks_like_any_other, |db| {
     let assigned: Vec<(u64, u32)> = assigned.iter().map(|a| (a.task, a.attempt)).collect();
     assert_eq!(assigned, [(0, 2), (1, 1), (2, 1)]);
     let j = store.job("j").await.unwrap().unwrap();
-    assert_eq!(
-        j.counts,
-        [("pending".to_owned(), 2), ("placed".to_owned(), 3)]
-    );
+    assert_eq!(j.counts, [(TaskState::Pending, 2), (TaskState::Placed, 3)]);
 
     // A report about a task that was never placed is not current.
     let (outcomes, _) = store
@@ -290,7 +291,7 @@ contract!(never_placed_tasks_are_tasks_like_any_other, |db| {
     let j = store.job("j").await.unwrap().unwrap();
     assert_eq!(
         (j.state.as_str(), j.counts.clone()),
-        ("cancelled", vec![("cancelled".to_owned(), 5)])
+        ("cancelled", vec![(TaskState::Cancelled, 5)])
     );
     assert!(waiting(store.round_input().await.unwrap()).is_empty());
     // A round planned before the cancel places nothing.

@@ -6,7 +6,9 @@
 use std::borrow::Cow;
 
 use sqlx::Connection;
-use suanwang_store::{PgStore, SqliteStore, Store};
+use suanwang_core::lifecycle::TaskState;
+use suanwang_store::prelude::*;
+use suanwang_store::{PgStore, SqliteStore};
 
 use crate::harness::*;
 
@@ -27,11 +29,11 @@ const V1_ROWS: &[&str] = &[
 async fn check_upgraded(store: &dyn Store) {
     assert!(store.try_lead().await.unwrap());
     let old = store.job("old").await.unwrap().expect("old job");
-    assert_eq!(old.counts, [("pending".to_owned(), 3)]);
+    assert_eq!(old.counts, [(TaskState::Pending, 3)]);
     let done = store.job("done").await.unwrap().expect("done job");
     assert_eq!(
         (done.state.as_str(), done.counts.clone()),
-        ("succeeded", vec![("succeeded".to_owned(), 2)])
+        ("succeeded", vec![(TaskState::Succeeded, 2)])
     );
     let waiting: Vec<(String, u64)> = store
         .round_input()
@@ -59,7 +61,7 @@ async fn check_upgraded(store: &dyn Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| (t.index, t.state, t.attempt))
+        .map(|t| (t.index, t.state.as_str().to_owned(), t.attempt))
         .collect();
     assert_eq!(
         tasks,

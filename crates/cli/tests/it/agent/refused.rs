@@ -1,7 +1,7 @@
 //! One report the server refuses never blocks the reports behind it. The
 //! agent's outbox starts with reports the real server turns down: a status
-//! it refuses with 422 (`statuses[0].state`: a state no agent may report,
-//! as an older or buggy agent might have queued) and a usage record of a
+//! it refuses with 422 (`statuses[0].task`: a task index past what the
+//! database keeps, as a buggy agent might have queued) and a usage record of a
 //! pool the site does not have (answered `rejected`). The agent drops each
 //! of them, saying why, and the reports of a job run after them arrive:
 //! the job succeeds with its usage counted once.
@@ -32,7 +32,8 @@ async fn a_refused_report_does_not_block_the_others() {
         "attempts": [],
         "outbox": {
             "statuses": [
-                {"job": stale_job, "task": 0, "attempt": 1, "state": "paused"},
+                {"job": stale_job, "task": 9_223_372_036_854_775_808_u64, "attempt": 1,
+                 "state": "succeeded"},
             ],
             "usage": [
                 {"job": stale_job, "task": 0, "attempt": 1, "seq": 0,
@@ -68,7 +69,7 @@ async fn a_refused_report_does_not_block_the_others() {
         .unwrap_or_else(|| panic!("the refused status is not logged:\n{log}"));
     assert!(
         refused.contains("422")
-            && refused.contains("statuses[0].state")
+            && refused.contains("statuses[0].task")
             && refused.contains(stale_job),
         "the log names the item and the server's reason: {refused}"
     );

@@ -1,5 +1,6 @@
-//! How a round's placements become row changes: pure, shared by both
-//! backends, tested on its own.
+//! A round's plan as row changes: how the placements the engine chose
+//! (`core::round`) become task rows placed and job rows updated. Pure; both
+//! stores and the simulator apply exactly this.
 //!
 //! A job's task rows exist only for `idx < tasks_materialized` (lazy task
 //! rows, see ARCHITECTURE.md); every higher index is pending and was never
@@ -11,30 +12,61 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::lifecycle::{JobState, Task, TaskEvent, TaskState};
+
 /// A placed job as the round's write finds it, under its lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct JobNow {
+pub struct JobNow {
     pub tasks: u64,
     pub materialized: u64,
     pub units: u64,
     pub cancel_requested: bool,
+    pub state: JobState,
 }
 
-/// Never-placed tasks `low..high` of `job`, created as placed on `pool`.
+/// A pending task row placed: its new state and attempt (`lifecycle`'s
+/// `Place`), pool and site; the last attempt's outcome is cleared.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Insert<'a> {
+pub struct Placement<'a> {
+    pub job: &'a str,
+    pub index: u64,
+    pub state: TaskState,
+    pub attempt: u32,
+    pub pool: &'a str,
+    pub site: &'a str,
+}
+
+/// What `Place` makes of a task that was pending at `attempt`.
+fn place(attempt: u32) -> Task {
+    let placed = Task {
+        state: TaskState::Pending,
+        attempt,
+        retries: u32::MAX,
+    }
+    .apply(TaskEvent::Place)
+    .expect("a pending task can be placed");
+    assert_eq!(placed.attempt, attempt + 1, "a placement begins an attempt");
+    placed
+}
+
+/// Never-placed tasks `low..high` of `job`, created as placed on `pool`
+/// (`state` and `attempt`: what `Place` makes of a never-placed task).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Insert<'a> {
     pub job: &'a str,
     pub low: u64,
     pub high: u64,
     pub units: u64,
+    pub state: TaskState,
+    pub attempt: u32,
     pub pool: &'a str,
     pub site: &'a str,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct RoundPlan<'a> {
-    /// Pending task rows to place: (job, idx, pool, site).
-    pub updates: Vec<(&'a str, u64, &'a str, &'a str)>,
+pub struct RoundPlan<'a> {
+    /// Pending task rows to place.
+    pub updates: Vec<Placement<'a>>,
     /// Sorted by (job, low); ranges never overlap.
     pub inserts: Vec<Insert<'a>>,
     /// (job, tasks_materialized after the round), for jobs that grew rows.
@@ -50,15 +82,39 @@ pub(crate) struct RoundPlan<'a> {
 /// One `jobs` row change of a round: at most one per job, so each row gets
 /// one new version however many things the round changes on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct JobUpdate<'a> {
+pub struct JobUpdate<'a> {
     pub id: &'a str,
     /// The new `tasks_materialized`, when the round created rows.
     pub materialized: Option<u64>,
-    /// Tasks were placed: a pending job becomes placed (and loses its
-    /// explanation unless `why` gives a new one).
-    pub placed: bool,
+    /// The job's new state, when placing its tasks changed it.
+    pub state: Option<JobState>,
     /// `Some(why)`: set the explanation (`None` clears it).
     pub why: Option<Option<&'a str>>,
+}
+
+/// A job's state once some of its pending tasks were placed: a pending job
+/// becomes placed (what `lifecycle::job_state` gives once a task holds
+/// capacity and none runs); a job already placed or running stays so.
+pub fn state_after_placement(state: JobState) -> JobState {
+    match state {
+        JobState::Pending => JobState::Placed,
+        other => other,
+    }
+}
+
+/// How many of a job's waiting tasks a round may place: all of them,
+/// except that a gang runs whole or not at all, so it is offered only when
+/// every unfinished task waits (`live` counts pending, placed and running).
+pub fn offered(kind: crate::spec::JobKind, pending: u64, live: u64) -> u64 {
+    assert!(
+        pending <= live,
+        "waiting tasks are among the unfinished ones"
+    );
+    if kind == crate::spec::JobKind::Gang && pending != live {
+        0
+    } else {
+        pending
+    }
 }
 
 impl<'a> RoundPlan<'a> {
@@ -66,21 +122,33 @@ impl<'a> RoundPlan<'a> {
         self.placed.values().sum()
     }
 
-    /// The round's `jobs` row changes, sorted by id: placements, rows
-    /// created, and the explanations (`whys`; the last one for a job wins).
-    pub fn job_updates(&self, whys: &'a [(String, Option<String>)]) -> Vec<JobUpdate<'a>> {
+    /// The round's `jobs` row changes, sorted by id: placements (a pending
+    /// job becomes placed and loses its explanation), rows created, and the
+    /// explanations (`whys`; the last one for a job wins). `jobs` are the
+    /// placed jobs as `plan` read them.
+    pub fn job_updates(
+        &self,
+        jobs: &BTreeMap<String, JobNow>,
+        whys: &'a [(String, Option<String>)],
+    ) -> Vec<JobUpdate<'a>> {
         let mut updates: BTreeMap<&'a str, JobUpdate<'a>> = BTreeMap::new();
         let entry = |updates: &mut BTreeMap<&'a str, JobUpdate<'a>>, id: &'a str| {
             updates.entry(id).or_insert(JobUpdate {
                 id,
                 materialized: None,
-                placed: false,
+                state: None,
                 why: None,
             });
         };
         for &job in &self.jobs {
             entry(&mut updates, job);
-            updates.get_mut(job).expect("inserted").placed = true;
+            let now = jobs.get(job).expect("a placed job was read");
+            let after = state_after_placement(now.state);
+            if after != now.state {
+                let update = updates.get_mut(job).expect("inserted");
+                update.state = Some(after);
+                update.why = Some(None);
+            }
         }
         for &(job, n) in &self.materialized {
             entry(&mut updates, job);
@@ -100,10 +168,10 @@ impl<'a> RoundPlan<'a> {
 /// A job that was cancelled or removed since the round read it gets nothing;
 /// a job with fewer pending tasks than planned (cancelled meanwhile) gets
 /// what it has. Never more than planned.
-pub(crate) fn plan<'a>(
+pub fn plan<'a>(
     placements: &'a [(String, String, String, u64)],
     jobs: &BTreeMap<String, JobNow>,
-    pending_rows: &BTreeMap<String, Vec<u64>>,
+    pending_rows: &BTreeMap<String, Vec<(u64, u32)>>,
 ) -> RoundPlan<'a> {
     let mut by_job: BTreeMap<&'a str, Vec<(&'a str, &'a str, u64)>> = BTreeMap::new();
     for (job, pool, site, count) in placements {
@@ -130,21 +198,34 @@ pub(crate) fn plan<'a>(
         for (pool, site, count) in wanted {
             let mut placed = 0;
             while placed < count {
-                let Some(idx) = rows.next() else { break };
+                let Some((idx, attempt)) = rows.next() else {
+                    break;
+                };
                 assert!(
                     idx < now.materialized,
                     "job {job}: pending row {idx} not materialized"
                 );
-                plan.updates.push((job, idx, pool, site));
+                let next = place(attempt);
+                plan.updates.push(Placement {
+                    job,
+                    index: idx,
+                    state: next.state,
+                    attempt: next.attempt,
+                    pool,
+                    site,
+                });
                 placed += 1;
             }
             let new = (count - placed).min(now.tasks - next_new);
             if new > 0 {
+                let first = place(0);
                 plan.inserts.push(Insert {
                     job,
                     low: next_new,
                     high: next_new + new,
                     units: now.units,
+                    state: first.state,
+                    attempt: first.attempt,
                     pool,
                     site,
                 });
@@ -184,6 +265,7 @@ mod tests {
             materialized,
             units: 2,
             cancel_requested: false,
+            state: JobState::Pending,
         }
     }
 
@@ -211,12 +293,15 @@ mod tests {
             .collect();
         let pending = pending
             .iter()
-            .map(|(id, rows)| (id.to_string(), rows.to_vec()))
+            .map(|(id, rows)| (id.to_string(), rows.iter().map(|&i| (i, 1)).collect()))
             .collect();
         let plan = plan(&placements, &jobs, &pending);
         let mut out = String::new();
-        for (job, idx, pool, _) in &plan.updates {
-            out.push_str(&format!("update {job}[{idx}] -> {pool}\n"));
+        for p in &plan.updates {
+            out.push_str(&format!(
+                "update {}[{}] -> {} attempt {}\n",
+                p.job, p.index, p.pool, p.attempt
+            ));
         }
         for i in &plan.inserts {
             out.push_str(&format!(
@@ -247,7 +332,7 @@ mod tests {
             &[("a", "p1", 3)],
             &[("a", job(6, 4))],
             &[("a", &[1, 3])],
-            "update a[1] -> p1\nupdate a[3] -> p1\ninsert a[4..5] -> p1\nmaterialized a = 5",
+            "update a[1] -> p1 attempt 2\nupdate a[3] -> p1 attempt 2\ninsert a[4..5] -> p1\nmaterialized a = 5",
         );
     }
 
@@ -277,29 +362,48 @@ mod tests {
 
     #[test]
     fn one_job_update_per_job() {
-        let placements = vec![("a".to_string(), "p".to_string(), "s".to_string(), 2)];
-        let jobs = [("a".to_string(), job(2, 0))].into_iter().collect();
+        let placements = [("a".to_string(), "p".to_string(), "s".to_string(), 2)];
+        let running = JobNow {
+            state: JobState::Running,
+            ..job(3, 1)
+        };
+        let placements = vec![
+            placements[0].clone(),
+            ("c".to_string(), "p".to_string(), "s".to_string(), 1),
+        ];
+        let jobs = [("a".to_string(), job(2, 0)), ("c".to_string(), running)]
+            .into_iter()
+            .collect();
         let plan = plan(&placements, &jobs, &BTreeMap::new());
         let whys = vec![
             ("b".to_string(), Some("no capacity".to_string())),
-            ("a".to_string(), None),
             ("b".to_string(), Some("bid too low".to_string())),
+            (
+                "c".to_string(),
+                Some("2 tasks wait: no capacity".to_string()),
+            ),
         ];
-        let updates = plan.job_updates(&whys);
+        let updates = plan.job_updates(&jobs, &whys);
         assert_eq!(
             updates,
             [
                 JobUpdate {
                     id: "a",
                     materialized: Some(2),
-                    placed: true,
+                    state: Some(JobState::Placed),
                     why: Some(None)
                 },
                 JobUpdate {
                     id: "b",
                     materialized: None,
-                    placed: false,
+                    state: None,
                     why: Some(Some("bid too low"))
+                },
+                JobUpdate {
+                    id: "c",
+                    materialized: Some(2),
+                    state: None,
+                    why: Some(Some("2 tasks wait: no capacity"))
                 },
             ]
         );
@@ -311,7 +415,7 @@ mod tests {
             &[("a", "p1", 1), ("a", "p2", 1)],
             &[("a", job(3, 3))],
             &[("a", &[0, 2])],
-            "update a[0] -> p1\nupdate a[2] -> p2",
+            "update a[0] -> p1 attempt 2\nupdate a[2] -> p2 attempt 2",
         );
     }
 }

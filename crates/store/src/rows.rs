@@ -1,0 +1,349 @@
+//! The store's rows: neither JSON bodies nor domain objects (the server
+//! converts at its edge), but typed: states, kinds and roles are the
+//! domain's enums, counts are unsigned. A stored value that is not one of
+//! them is [`StoreError::Corrupt`](crate::StoreError::Corrupt) when read,
+//! never a default.
+
+use suanwang_core::lifecycle::{EventKind, JobState, ReportedState, TaskState};
+use suanwang_core::spec::JobKind;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Operator,
+    Tenant,
+    Provider,
+    Site,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Operator, Role::Tenant, Role::Provider, Role::Site];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Tenant => "tenant",
+            Role::Provider => "provider",
+            Role::Site => "site",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrincipalRow {
+    pub id: String,
+    pub role: Role,
+    pub name: String,
+    /// A site's provider.
+    pub parent: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A token to store: only its hash, never the secret.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub id: String,
+    pub principal: String,
+    pub name: String,
+    pub hash: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub created_at_ms: i64,
+    pub revoked: bool,
+}
+
+/// Who did what, written in the same transaction as the change.
+#[derive(Clone, Debug)]
+pub struct Audit {
+    pub at_ms: i64,
+    pub principal: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// A stored answer to an idempotent request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idem {
+    pub principal: String,
+    pub key: String,
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdemOutcome {
+    /// The request ran now.
+    Done,
+    /// The same key and body came before: here is the original answer.
+    Replay { status: u16, body: String },
+    /// The same key came before with another body.
+    Mismatch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteRow {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    pub region: String,
+    pub lease_expires_at_ms: Option<i64>,
+    pub healthy: bool,
+    pub version: i64,
+    /// What the agent said with its last heartbeat.
+    pub agent: AgentStatus,
+}
+
+/// What a site's agent says with its heartbeat; every field `None` until
+/// an agent that says it heartbeats.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentStatus {
+    /// Reports waiting in the agent's outbox.
+    pub outbox: Option<u64>,
+    /// Why the agent starts no new attempts, while it does not.
+    pub starts_paused: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolRow {
+    pub id: String,
+    pub site: String,
+    pub name: String,
+    /// The pool's spec as JSON (the wire `PoolSpec`).
+    pub spec: String,
+    pub kind: String,
+    pub family: String,
+    pub capacity: u64,
+    pub price_micro: i64,
+    /// Units held by placed and running tasks.
+    pub used: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    /// The job's spec as JSON (the wire `JobSpec`).
+    pub spec: String,
+    pub tasks: u64,
+    pub units: u64,
+    pub retries: u32,
+    /// batch, gang (all tasks together or not at all) or service (replicas
+    /// started again when they end).
+    pub kind: JobKind,
+    pub created_at_ms: i64,
+    pub idem: Option<Idem>,
+    pub audit: Audit,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRow {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub spec: String,
+    pub state: JobState,
+    pub tasks: u64,
+    pub cancel_requested: bool,
+    pub created_at_ms: i64,
+    pub why: Option<String>,
+    /// Task counts by state, in `TaskState::ALL` order, only those not zero.
+    pub counts: Vec<(TaskState, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskRow {
+    pub index: u64,
+    pub state: TaskState,
+    pub attempt: u32,
+    pub pool: Option<String>,
+    pub site: Option<String>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    /// The site's name and region and the pool's name, for people.
+    pub site_name: Option<String>,
+    pub site_region: Option<String>,
+    pub pool_name: Option<String>,
+}
+
+impl TaskRow {
+    /// A task that has no row yet: pending, never placed.
+    pub fn never_placed(index: u64) -> TaskRow {
+        TaskRow {
+            index,
+            state: TaskState::Pending,
+            attempt: 0,
+            pool: None,
+            site: None,
+            exit_code: None,
+            reason: None,
+            site_name: None,
+            site_region: None,
+            pool_name: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    pub seq: i64,
+    pub job: String,
+    pub task: Option<u64>,
+    pub at_ms: i64,
+    pub kind: EventKind,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignmentRow {
+    pub job: String,
+    pub task: u64,
+    pub attempt: u32,
+    pub pool: String,
+    pub state: TaskState,
+    pub units: u64,
+    /// The job's spec as JSON.
+    pub spec: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusIn {
+    pub job: String,
+    pub task: u64,
+    pub attempt: u32,
+    pub state: ReportedState,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub output_tail: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageIn {
+    pub job: String,
+    pub task: u64,
+    pub attempt: u32,
+    pub seq: u32,
+    pub pool: String,
+    pub units: u64,
+    pub wall_ms: u64,
+    /// The pool's device model: the catalogue id when the catalogue knows
+    /// it, else as declared.
+    pub device_model: String,
+    /// Standard compute units, in micro-SCU-hours (docs/metering.md).
+    pub scu_micro_hours: u64,
+    /// False when the device model was not in the catalogue (factor 0).
+    pub scu_rated: bool,
+    /// The catalogue version the record was rated with.
+    pub catalogue_version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ItemOutcome {
+    Accepted,
+    /// Already recorded: a resend, harmless.
+    Duplicate,
+    Rejected(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageRow {
+    pub site: String,
+    pub job: String,
+    pub task: u64,
+    pub attempt: u32,
+    pub seq: u32,
+    pub pool: String,
+    pub units: u64,
+    pub wall_ms: u64,
+    /// The pool's device model: the catalogue id when the catalogue knows
+    /// it, else as declared.
+    pub device_model: String,
+    /// Standard compute units, in micro-SCU-hours (docs/metering.md).
+    pub scu_micro_hours: u64,
+    /// False when the device model was not in the catalogue (factor 0).
+    pub scu_rated: bool,
+    /// The catalogue version the record was rated with.
+    pub catalogue_version: String,
+    /// The site's name and region and the pool's name, for people.
+    pub site_name: String,
+    pub site_region: String,
+    pub pool_name: String,
+}
+
+/// Where a page of a job's usage records starts: after this key, in the
+/// order `(task, attempt, seq, site)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageKey {
+    pub task: u64,
+    pub attempt: u32,
+    pub seq: u32,
+    pub site: String,
+}
+
+/// A pool of a site, as a usage report is rated with it: active or not.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct PoolSpecRow {
+    pub id: String,
+    /// The pool's resource kind (`gpu`, `cpu`, ...).
+    pub kind: String,
+    /// The pool's spec as JSON (the wire `PoolSpec`).
+    pub spec: String,
+}
+
+/// A pool a round may place on, with its site's region.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundPoolRow {
+    pub pool: PoolRow,
+    pub region: String,
+}
+
+/// What a scheduling round reads.
+#[derive(Clone, Debug, Default)]
+pub struct RoundInput {
+    /// Active pools of healthy sites, with the units in use.
+    pub pools: Vec<RoundPoolRow>,
+    /// The name of every site in `pools`, by site id, so explanations can
+    /// name a pool as `site/pool`.
+    pub site_names: std::collections::BTreeMap<String, String>,
+    /// Jobs with waiting tasks: (id, tenant, spec, pending, live), where live
+    /// counts pending + placed + running tasks.
+    pub jobs: Vec<WaitingJob>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitingJob {
+    pub id: String,
+    pub tenant: String,
+    pub spec: String,
+    pub pending: u64,
+    pub live: u64,
+}
+
+/// A job whose waiting tasks can no longer finish by its deadline
+/// (`suanwang_core::deadline::verdict` said `Missed` for it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissedDeadline {
+    pub job: String,
+    pub deadline_ms: i64,
+}
+
+/// What a scheduling round writes, in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct RoundWrite {
+    /// (job, pool, site, count): place `count` pending tasks of `job`.
+    pub placements: Vec<(String, String, String, u64)>,
+    /// (job, why): the explanation of each job left waiting; `None` clears it.
+    pub whys: Vec<(String, Option<String>)>,
+    pub at_ms: i64,
+}
