@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use suanwang_api::{JobSpec, PoolSpec};
+use suanwang_core::machine::round::offered;
 use suanwang_core::round::{self, RoundJob, RoundPool};
-use suanwang_core::spec::{validate_job, JobDef, JobKind};
+use suanwang_core::spec::{validate_job, JobDef};
 use suanwang_core::topology::Topology;
 use suanwang_place::Kind;
 use suanwang_store::{MissedDeadline, RoundInput, RoundWrite};
@@ -108,14 +109,15 @@ pub fn prepare(
                     deadline_ms: def.deadline_ms.expect("a missed deadline exists"),
                 });
             }
-            Ok(def) if def.kind == JobKind::Gang && job.pending != job.live => {
+            // A gang runs whole or not at all (`machine::round::offered`).
+            Ok(def) if offered(def.kind, job.pending, job.live) == 0 => {
                 prepared.held.push((job.id.clone(), format!("gang: waiting for {} of its tasks to finish before all {} start again together", job.live - job.pending, job.live)));
             }
             Ok(def) => prepared.jobs.push(RoundJob {
                 id: job.id.clone(),
                 tenant: job.tenant.clone(),
                 def: def.clone(),
-                pending: job.pending,
+                pending: offered(def.kind, job.pending, job.live),
             }),
         }
         next_cache.insert(job.id, def);

@@ -20,7 +20,7 @@ use crate::conn::{Arg, Dialect, Pooled, Row};
 use crate::sql::lifecycle::{write_round, PLACED_EVENT, PLACE_ROW_SET, ROUND_JOB_SET};
 use crate::sql::{to_i64, PENDING};
 use crate::{Result, RoundWrite, StoreError};
-use suanwang_core::machine::round::{JobUpdate, RoundPlan};
+use suanwang_core::machine::round::{first_placement, JobUpdate, RoundPlan};
 
 pub const CONNECTIONS_MAX: u32 = 16;
 /// The advisory lock key of the scheduling leader ("suanwang" in ASCII, folded).
@@ -116,12 +116,12 @@ static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Rows of never-placed tasks a round places, from arrays of index ranges.
+/// Rows of never-placed tasks a round places, from arrays of index ranges,
+/// all in the state and attempt `machine::round::first_placement` gives.
 const INSERT_PLACED: &str = "INSERT INTO tasks (job, idx, state, attempt, units, pool, site) \
-     SELECT i.job, g.idx, i.state, i.attempt, i.units, i.pool, i.site \
-     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
-                 $7::text[], $8::text[]) \
-          AS i(job, low, high, units, state, attempt, pool, site), \
+     SELECT i.job, g.idx, $7, $8, i.units, i.pool, i.site \
+     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) \
+          AS i(job, low, high, units, pool, site), \
           generate_series(i.low, i.high - 1) AS g(idx)";
 
 /// A round's events, from arrays of (job, detail).
@@ -250,28 +250,26 @@ impl Backend for PgStore {
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
             );
-            let (mut states, mut attempts) = (Vec::with_capacity(n), Vec::with_capacity(n));
             let mut rows = 0u64;
             for insert in &plan.inserts {
                 jobs.push(insert.job);
                 lows.push(to_i64(insert.low));
                 highs.push(to_i64(insert.high));
                 units.push(to_i64(insert.units));
-                states.push(insert.state.as_str());
-                attempts.push(i64::from(insert.attempt));
                 pools.push(insert.pool);
                 sites.push(insert.site);
                 rows += insert.high - insert.low;
             }
+            let (first, first_attempt) = first_placement();
             let inserted = sqlx::query(INSERT_PLACED)
                 .bind(&jobs)
                 .bind(&lows)
                 .bind(&highs)
                 .bind(&units)
-                .bind(&states)
-                .bind(&attempts)
                 .bind(&pools)
                 .bind(&sites)
+                .bind(first.as_str())
+                .bind(i64::from(first_attempt))
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();

@@ -21,7 +21,7 @@ use crate::conn::{Arg, Conn, Dialect, Pooled, Row};
 use crate::sql::lifecycle::{write_round, PLACED_EVENT, PLACE_ROW_SET, ROUND_JOB_SET};
 use crate::sql::{placeholders, INSERT_ROWS_MAX, PENDING};
 use crate::{Result, RoundWrite};
-use suanwang_core::machine::round::{JobUpdate, RoundPlan};
+use suanwang_core::machine::round::{first_placement, JobUpdate, RoundPlan};
 
 pub const READ_CONNECTIONS_MAX: u32 = 4;
 /// Tasks per placing statement.
@@ -131,18 +131,17 @@ static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Rows of never-placed tasks a round places, from a JSON array of
-/// `[job, low, high, units, state, attempt, pool, site]`. Sorted by primary key: tasks is
+/// `[job, low, high, units, pool, site]`, all in the state and attempt
+/// `machine::round::first_placement` gives, bound once. Sorted by primary key: tasks is
 /// a WITHOUT ROWID table, and appends in key order keep its B-tree pages
 /// full.
-const INSERT_PLACED: &str =
-        "WITH RECURSIVE r(job, idx, high, units, state, attempt, pool, site) AS ( \
-         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
-                json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-                json_extract(value, '$[6]'), json_extract(value, '$[7]') \
-         FROM json_each(?) \
-         UNION ALL SELECT job, idx + 1, high, units, state, attempt, pool, site FROM r WHERE idx + 1 < high) \
+const INSERT_PLACED: &str = "WITH RECURSIVE r(job, idx, high, units, pool, site) AS ( \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+            json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') \
+     FROM json_each(?) \
+     UNION ALL SELECT job, idx + 1, high, units, pool, site FROM r WHERE idx + 1 < high) \
      INSERT INTO tasks (job, idx, state, attempt, units, pool, site) \
-     SELECT job, idx, state, attempt, units, pool, site FROM r ORDER BY job, idx";
+     SELECT job, idx, ?, ?, units, pool, site FROM r ORDER BY job, idx";
 
 /// A round's events, from a JSON array of `[job, detail]`.
 static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
@@ -252,22 +251,13 @@ impl Backend for SqliteStore {
             let ranges = serde_json::Value::Array(
                 plan.inserts[start..end]
                     .iter()
-                    .map(|i| {
-                        serde_json::json!([
-                            i.job,
-                            i.low,
-                            i.high,
-                            i.units,
-                            i.state.as_str(),
-                            i.attempt,
-                            i.pool,
-                            i.site
-                        ])
-                    })
+                    .map(|i| serde_json::json!([i.job, i.low, i.high, i.units, i.pool, i.site]))
                     .collect(),
             )
             .to_string();
-            inserted += tx.execute(INSERT_PLACED, &[ranges.into()]).await?;
+            let (state, attempt) = first_placement();
+            let args = [ranges.into(), state.as_str().into(), attempt.into()];
+            inserted += tx.execute(INSERT_PLACED, &args).await?;
             start = end;
         }
         assert_eq!(inserted, rows_planned, "one row per never-placed task");

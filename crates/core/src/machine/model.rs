@@ -272,11 +272,12 @@ impl Model {
             };
             self.details.insert(key, TaskDetail::default());
         }
+        let (first_state, first_attempt) = round::first_placement();
         for insert in &plan.inserts {
             for index in insert.low..insert.high {
                 let task = TaskNow {
-                    state: insert.state,
-                    attempt: insert.attempt,
+                    state: first_state,
+                    attempt: first_attempt,
                     site: Some(insert.site.to_owned()),
                     pool: Some(insert.pool.to_owned()),
                 };

@@ -49,16 +49,22 @@ fn place(attempt: u32) -> Task {
     placed
 }
 
+/// What `Place` makes of a never-placed task: the state and attempt every
+/// row a round creates starts in (one value for all of them, so the
+/// set-wise insert binds it once).
+pub fn first_placement() -> (TaskState, u32) {
+    let first = place(0);
+    (first.state, first.attempt)
+}
+
 /// Never-placed tasks `low..high` of `job`, created as placed on `pool`
-/// (`state` and `attempt`: what `Place` makes of a never-placed task).
+/// (in [`first_placement`]'s state and attempt).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Insert<'a> {
     pub job: &'a str,
     pub low: u64,
     pub high: u64,
     pub units: u64,
-    pub state: TaskState,
-    pub attempt: u32,
     pub pool: &'a str,
     pub site: &'a str,
 }
@@ -218,14 +224,11 @@ pub fn plan<'a>(
             }
             let new = (count - placed).min(now.tasks - next_new);
             if new > 0 {
-                let first = place(0);
                 plan.inserts.push(Insert {
                     job,
                     low: next_new,
                     high: next_new + new,
                     units: now.units,
-                    state: first.state,
-                    attempt: first.attempt,
                     pool,
                     site,
                 });

@@ -105,6 +105,7 @@ enum Input {
         &'static [&'static str],
     ),
     Lapse,
+    Heartbeat(&'static str, i64),
     Extend(i64),
     Cancel(&'static str),
     Deadline(&'static str),
@@ -228,6 +229,16 @@ fn check(state: &str, input: Input, now: i64, expect: &str) {
             let lapsed = lease::lapsed(&view.sites, now);
             out.push_str(&format!("lapsed {lapsed:?}\n"));
             render(&lease::lapse(&view, &lapsed), &mut out);
+        }
+        Input::Heartbeat(site, until) => {
+            let sites = vec![lease::heartbeat(site, until)];
+            render(
+                &Changes {
+                    sites,
+                    ..Changes::default()
+                },
+                &mut out,
+            );
         }
         Input::Extend(until) => {
             let sites = lease::extend(&view.sites, until);
@@ -529,6 +540,41 @@ fn a_lapsed_lease_loses_its_sites_attempts() {
         event g[0] lost: site s1 lost its lease; task is pending
         event g[1] gang: attempt 1 ended with its gang; task is pending
         event g[2] gang: attempt 1 ended with its gang; task is pending");
+}
+
+#[test]
+fn a_short_task_may_end_before_its_start_report() {
+    let placed = "
+        job a batch retries=0 tasks=2
+        task a 0 placed attempt=1 site=s1 pool=p
+        task a 1 placed attempt=1 site=s1 pool=p";
+    check(
+        placed,
+        Input::Report(
+            "s1",
+            &["a 0 1 succeeded exit=0", "a 1 1 failed exit=9"],
+            &[],
+        ),
+        5,
+        "
+        status accepted
+        status accepted
+        task a[0] succeeded exit=0
+        task a[1] failed exit=9
+        job a failed clear-why
+        event a[0] succeeded: attempt 1 succeeded at site s1, exit code 0
+        event a[1] failed: attempt 1 failed at site s1, exit code 9",
+    );
+}
+
+#[test]
+fn a_heartbeat_renews_the_lease_and_heals_the_site() {
+    check(
+        "site s1 down lease=10",
+        Input::Heartbeat("s1", 500),
+        0,
+        "site s1 healthy lease=500",
+    );
 }
 
 #[test]

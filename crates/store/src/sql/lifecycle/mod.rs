@@ -135,6 +135,9 @@ pub(crate) async fn report(
     };
     let keys: BTreeSet<(&str, u64)> = statuses.iter().map(|s| (s.job.as_str(), s.task)).collect();
     view.tasks = load::tasks(&mut tx, &keys, true).await?;
+    // Before the usage-only jobs join the view: only locked jobs' rows are
+    // locked.
+    load::gang_members(&mut tx, &mut view).await?;
     let unlocked: BTreeSet<(&str, u64)> = records
         .iter()
         .map(|u| (u.job.as_str(), u.task))
@@ -153,9 +156,9 @@ pub(crate) async fn report(
     // such; their counts are not needed (usage changes no task).
     view.jobs
         .extend(load::jobs(&mut tx, &unlocked_jobs, false, false).await?);
-    view.tasks
-        .extend(load::tasks(&mut tx, &unlocked, false).await?);
-    load::gang_members(&mut tx, &mut view).await?;
+    for (key, task) in load::tasks(&mut tx, &unlocked, false).await? {
+        view.tasks.entry(key).or_insert(task);
+    }
     let statuses_in: Vec<Status> = statuses.iter().map(status_of).collect();
     let usage_in: Vec<Usage> = records.iter().map(usage_of).collect();
     let decided = report::report(&view, site, &statuses_in, &usage_in);
