@@ -431,12 +431,13 @@ struct Revoked {
     state: &'static str,
 }
 
-/// The tasks `job watch` counts as done.
-const TASKS_DONE: [TaskState; 3] = [
-    TaskState::Succeeded,
-    TaskState::Failed,
-    TaskState::Cancelled,
-];
+/// Whether `job watch` counts tasks in the state named `state` as done:
+/// every terminal state, `lost` included.
+fn task_done(state: &str) -> bool {
+    TaskState::ALL
+        .iter()
+        .any(|done| done.is_terminal() && done.as_str() == state)
+}
 
 async fn watch(client: &Client, id: &str, output: Output, bar: bool) -> anyhow::Result<u8> {
     let progress = (bar && output == Output::Text && std::io::stderr().is_terminal()).then(|| {
@@ -457,7 +458,7 @@ async fn watch(client: &Client, id: &str, output: Output, bar: bool) -> anyhow::
         let done: u64 = job
             .tasks
             .iter()
-            .filter(|(s, _)| TASKS_DONE.iter().any(|done| done.as_str() == s.as_str()))
+            .filter(|(s, _)| task_done(s))
             .map(|(_, n)| n)
             .sum();
         if let Some(bar) = &progress {
@@ -668,4 +669,19 @@ pub async fn export(output_file: Option<PathBuf>) -> anyhow::Result<u8> {
         None => say(text.trim_end()),
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::task_done;
+
+    #[test]
+    fn job_watch_counts_every_terminal_task_as_done() {
+        for state in ["succeeded", "failed", "cancelled", "lost"] {
+            assert!(task_done(state), "{state}");
+        }
+        for state in ["pending", "placed", "running", "bogus"] {
+            assert!(!task_done(state), "{state}");
+        }
+    }
 }

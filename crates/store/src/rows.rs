@@ -248,13 +248,8 @@ pub struct UsageIn {
     pub catalogue_version: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ItemOutcome {
-    Accepted,
-    /// Already recorded: a resend, harmless.
-    Duplicate,
-    Rejected(String),
-}
+/// The outcome of one report item: the state machine's own type.
+pub use suanwang_core::machine::Outcome as ItemOutcome;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageRow {

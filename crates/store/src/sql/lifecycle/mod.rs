@@ -172,12 +172,11 @@ pub(crate) async fn report(
             }
             other => other,
         };
-        usage_outcomes.push(item(outcome));
+        usage_outcomes.push(outcome);
     }
     apply::changes(&mut tx, &decided.changes, now_ms).await?;
     tx.commit().await?;
-    let status_outcomes = decided.statuses.into_iter().map(item).collect();
-    Ok((status_outcomes, usage_outcomes))
+    Ok((decided.statuses, usage_outcomes))
 }
 
 fn status_of(status: &StatusIn) -> Status {
@@ -199,14 +198,6 @@ fn usage_of(record: &UsageIn) -> Usage {
         attempt: record.attempt,
         seq: record.seq,
         pool: record.pool.clone(),
-    }
-}
-
-fn item(outcome: Outcome) -> ItemOutcome {
-    match outcome {
-        Outcome::Accepted => ItemOutcome::Accepted,
-        Outcome::Duplicate => ItemOutcome::Duplicate,
-        Outcome::Rejected(why) => ItemOutcome::Rejected(why),
     }
 }
 
