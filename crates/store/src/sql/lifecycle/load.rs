@@ -233,14 +233,41 @@ pub(crate) async fn healthy_sites(conn: &mut impl Conn) -> Result<BTreeMap<Strin
         )
         .await?;
     rows.into_iter()
-        .map(|row| {
-            let site = Site {
-                healthy: flag("sites.healthy", Named("site", &row.id), row.healthy)?,
-                lease_expires_at_ms: row.lease_expires_at_ms,
-            };
-            Ok((row.id, site))
-        })
+        .map(|row| Ok((row.id.clone(), site_of(row)?)))
         .collect()
+}
+
+/// The sites `ids` (sorted, distinct), locked in id order, with their
+/// leases: the last step of the lock order.
+pub(crate) async fn lock_sites(
+    conn: &mut impl Conn,
+    ids: &[String],
+) -> Result<BTreeMap<String, Site>> {
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "site ids sorted and distinct"
+    );
+    let lock = conn.for_update("sites");
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "SELECT id, healthy, lease_expires_at_ms FROM sites WHERE id IN ({}) ORDER BY id{lock}",
+            placeholders(chunk.len())
+        );
+        let args: Vec<Arg<'_>> = chunk.iter().map(|id| id.into()).collect();
+        let rows: Vec<SiteSelect> = conn.fetch_all(&sql, &args).await?;
+        for row in rows {
+            out.insert(row.id.clone(), site_of(row)?);
+        }
+    }
+    Ok(out)
+}
+
+fn site_of(row: SiteSelect) -> Result<Site> {
+    Ok(Site {
+        healthy: flag("sites.healthy", Named("site", &row.id), row.healthy)?,
+        lease_expires_at_ms: row.lease_expires_at_ms,
+    })
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -102,6 +102,17 @@ pub(crate) async fn expire_leases(store: &impl Backend, now_ms: i64) -> Result<u
         }
     }
     load::gang_members(&mut tx, &mut view).await?;
+    // The sites last (the lock order), locked now: a heartbeat that
+    // committed since they were read renewed the lease, and the decision
+    // was made on a stale row. Nothing is written; the next check decides
+    // again on fresh rows.
+    if load::lock_sites(&mut tx, &lapsed).await? != view.sites {
+        tracing::info!(
+            ?lapsed,
+            "a lapsing site heartbeat meanwhile; lease check deferred"
+        );
+        return Ok(0);
+    }
     let changes = lease::lapse(&view, &lapsed);
     let lost = changes
         .events
