@@ -4,7 +4,7 @@
 //! them is [`StoreError::Corrupt`](crate::StoreError::Corrupt) when read,
 //! never a default.
 
-use suanwang_core::lifecycle::{EventKind, JobState, ReportedState, TaskState};
+use suanwang_core::lifecycle::{EventKind, JobState, TaskState};
 use suanwang_core::spec::JobKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -217,16 +217,8 @@ pub struct AssignmentRow {
     pub spec: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatusIn {
-    pub job: String,
-    pub task: u64,
-    pub attempt: u32,
-    pub state: ReportedState,
-    pub exit_code: Option<i32>,
-    pub reason: Option<String>,
-    pub output_tail: Option<String>,
-}
+/// A site's status of one attempt: the state machine's own type.
+pub use suanwang_core::machine::report::Status as StatusIn;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageIn {

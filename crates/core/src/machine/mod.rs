@@ -226,9 +226,21 @@ impl Changes {
         self.sites = sites.into_values().collect();
     }
 
-    /// Tasks that changed state, rows and tails alike.
-    pub fn tasks_changed(&self) -> u64 {
-        self.tasks.len() as u64 + self.tails.iter().map(|t| t.high - t.low).sum::<u64>()
+    /// Tasks these changes take to `state`, rows and tails alike.
+    pub fn tasks_to(&self, state: TaskState) -> u64 {
+        let rows = self.tasks.iter().filter(|t| t.state == state).count() as u64;
+        let tails: u64 = self
+            .tails
+            .iter()
+            .filter(|t| t.state == state)
+            .map(|t| t.high - t.low)
+            .sum();
+        rows + tails
+    }
+
+    /// The events of `kind` among these.
+    pub fn events_of(&self, kind: EventKind) -> u64 {
+        self.events.iter().filter(|e| e.kind == kind).count() as u64
     }
 }
 

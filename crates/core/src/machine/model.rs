@@ -162,11 +162,7 @@ impl Model {
             return 0;
         }
         let changes = lease::lapse(&self.view, &lapsed);
-        let lost = changes
-            .events
-            .iter()
-            .filter(|e| e.kind == crate::lifecycle::EventKind::Lost)
-            .count() as u64;
+        let lost = changes.events_of(crate::lifecycle::EventKind::Lost);
         self.apply(&changes, now_ms);
         lost
     }
@@ -207,7 +203,7 @@ impl Model {
 
     pub fn deadline_missed(&mut self, job: &str, deadline_ms: i64, now_ms: i64) -> u64 {
         let changes = ending::deadline_missed(&self.view, job, deadline_ms);
-        let failed = changes.tasks_changed();
+        let failed = changes.tasks_to(TaskState::Failed);
         self.apply(&changes, now_ms);
         failed
     }

@@ -7,7 +7,7 @@
 
 use suanwang_core::machine::model::{Input, CANCELLED_BY};
 use suanwang_core::machine::script::{self, Script, SITES};
-use suanwang_store::{MissedDeadline, NewJob, RoundWrite, StatusIn, Store, UsageIn};
+use suanwang_store::{MissedDeadline, NewJob, RoundWrite, Store, UsageIn};
 
 use crate::harness::*;
 
@@ -43,24 +43,12 @@ async fn drive(store: &dyn Store, tenant: &str, input: &Input) {
             usage: records,
             at_ms,
         } => {
-            let statuses: Vec<StatusIn> = statuses
-                .iter()
-                .map(|s| StatusIn {
-                    job: s.job.clone(),
-                    task: s.task,
-                    attempt: s.attempt,
-                    state: s.state,
-                    exit_code: s.exit_code,
-                    reason: s.reason.clone(),
-                    output_tail: s.output_tail.clone(),
-                })
-                .collect();
             let records: Vec<UsageIn> = records
                 .iter()
                 .map(|u| usage(&u.job, u.task, u.attempt, u.seq, &u.pool))
                 .collect();
             store
-                .report(site, &statuses, &records, *at_ms)
+                .report(site, statuses, &records, *at_ms)
                 .await
                 .expect("report");
         }

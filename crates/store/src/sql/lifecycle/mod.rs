@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use suanwang_core::lifecycle::{EventKind, TaskState};
-use suanwang_core::machine::report::{Status, Usage};
+use suanwang_core::machine::report::Usage;
 use suanwang_core::machine::round::{self as plan_round, JobNow};
 use suanwang_core::machine::{ending, lease, report, Changes, Outcome, View};
 use suanwang_core::spec::JobKind;
@@ -114,11 +114,7 @@ pub(crate) async fn expire_leases(store: &impl Backend, now_ms: i64) -> Result<u
         return Ok(0);
     }
     let changes = lease::lapse(&view, &lapsed);
-    let lost = changes
-        .events
-        .iter()
-        .filter(|event| event.kind == EventKind::Lost)
-        .count() as u64;
+    let lost = changes.events_of(EventKind::Lost);
     apply::changes(&mut tx, &changes, now_ms).await?;
     tx.commit().await?;
     Ok(lost)
@@ -170,9 +166,8 @@ pub(crate) async fn report(
     for (key, task) in load::tasks(&mut tx, &unlocked, false).await? {
         view.tasks.entry(key).or_insert(task);
     }
-    let statuses_in: Vec<Status> = statuses.iter().map(status_of).collect();
     let usage_in: Vec<Usage> = records.iter().map(usage_of).collect();
-    let decided = report::report(&view, site, &statuses_in, &usage_in);
+    let decided = report::report(&view, site, statuses, &usage_in);
     let mut usage_outcomes = Vec::with_capacity(records.len());
     for (record, outcome) in records.iter().zip(decided.usage) {
         let outcome = match outcome {
@@ -188,18 +183,6 @@ pub(crate) async fn report(
     apply::changes(&mut tx, &decided.changes, now_ms).await?;
     tx.commit().await?;
     Ok((decided.statuses, usage_outcomes))
-}
-
-fn status_of(status: &StatusIn) -> Status {
-    Status {
-        job: status.job.clone(),
-        task: status.task,
-        attempt: status.attempt,
-        state: status.state,
-        exit_code: status.exit_code,
-        reason: status.reason.clone(),
-        output_tail: status.output_tail.clone(),
-    }
 }
 
 fn usage_of(record: &UsageIn) -> Usage {
@@ -279,12 +262,7 @@ pub(crate) async fn fail_missed_deadlines(
             ..View::default()
         };
         let changes = ending::deadline_missed(&view, &m.job, m.deadline_ms);
-        failed += changes
-            .tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Failed)
-            .count() as u64;
-        failed += changes.tails.iter().map(|t| t.high - t.low).sum::<u64>();
+        failed += changes.tasks_to(TaskState::Failed);
         all.merge(changes);
     }
     apply::changes(&mut tx, &all, now_ms).await?;
