@@ -640,6 +640,27 @@ pub struct TaskView {
     pub site_region: Option<String>,
     #[serde(default)]
     pub pool_name: Option<String>,
+    /// When and at what price the latest attempt was placed; absent before
+    /// the first placement.
+    #[serde(default)]
+    pub placed: Option<PlacedView>,
+}
+
+/// When and at what price an attempt was placed, in integer micro-yuan
+/// (10^-6 yuan). Pay-as-clear: the attempt pays its pool's market price of
+/// the round that placed it, per unit-hour of metered use, never more than
+/// its bid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlacedView {
+    /// The round's time, milliseconds since the epoch.
+    pub at_ms: i64,
+    /// The pool's market price then: list + clearing.
+    pub price_micro_yuan_per_unit_hour: i64,
+    /// Moving one GB from the job's data region to the pool's region.
+    pub transfer_micro_yuan_per_gb: i64,
+    /// The job's bid.
+    pub bid_micro_yuan_per_unit_hour: i64,
 }
 
 /// One page of a job's tasks, in index order.
@@ -844,4 +865,85 @@ mod tests {
         agree(&Outcome::ALL, Outcome::as_str);
         agree(&EventKind::ALL, EventKind::as_str);
     }
+}
+
+/// One pool of the network as the market shows it to any signed-in caller:
+/// what it is, where, what it costs now, and how much of it is free. Money
+/// is integer micro-yuan (10^-6 yuan) per unit-hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarketPool {
+    pub pool: String,
+    pub pool_name: String,
+    pub site: String,
+    pub site_name: String,
+    pub region: String,
+    /// Whether the site's agent holds its lease now: only healthy sites'
+    /// pools are offered in rounds.
+    pub healthy: bool,
+    pub kind: ResourceKind,
+    pub family: String,
+    pub device_model: String,
+    pub capacity_units: u64,
+    /// Capacity less the units placed and running tasks hold.
+    pub free_units: u64,
+    /// The provider's list price.
+    pub list_micro_yuan_per_unit_hour: i64,
+    /// The congestion price of the last round that offered the pool, on
+    /// top of its list price then; absent before its first round.
+    pub clearing_micro_yuan_per_unit_hour: Option<i64>,
+    /// When that round was, milliseconds since the epoch.
+    pub priced_at_ms: Option<i64>,
+    /// What a task placed now would pay at the last clearing: the list
+    /// price plus the last clearing price (the list price alone before any).
+    pub market_micro_yuan_per_unit_hour: i64,
+    /// Standard compute units per unit (the metering catalogue's exact
+    /// factor as a decimal); absent when the catalogue does not rate the
+    /// pool's device model.
+    pub scu_per_unit: Option<String>,
+    /// The market price per SCU-hour, rounded to the nearest micro-yuan;
+    /// absent with `scu_per_unit`.
+    pub market_micro_yuan_per_scu_hour: Option<i64>,
+}
+
+/// One page of the market, in pool id order.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct MarketPage {
+    pub pools: Vec<MarketPool>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// Where a job would run now and what it would cost: the current round
+/// solved with the job added (nothing is written). Money is integer
+/// micro-yuan; each site's estimate is its tasks' units × the job's hours
+/// × the pool's market price, plus moving each task's data once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quote {
+    pub tasks: u64,
+    /// How many of them this round would place.
+    pub tasks_placed: u64,
+    /// One line per pool the job's tasks would go to.
+    pub lines: Vec<QuoteLine>,
+    pub total_micro_yuan: i64,
+    /// Why the tasks left over would wait (the engine's explanation).
+    pub why: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteLine {
+    pub site: String,
+    pub site_name: String,
+    pub pool: String,
+    pub pool_name: String,
+    pub region: String,
+    pub tasks: u64,
+    /// The pool's market price (list + clearing), what each task would pay.
+    pub price_micro_yuan_per_unit_hour: i64,
+    pub transfer_micro_yuan_per_gb: i64,
+    pub compute_micro_yuan: i64,
+    pub transfer_micro_yuan: i64,
+    pub total_micro_yuan: i64,
 }

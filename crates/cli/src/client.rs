@@ -217,9 +217,9 @@ impl Client {
         self.send(reqwest::Method::GET, path, None, None).await
     }
 
-    /// Every item of a paged list at `path` (no query string of its own):
-    /// page after page, each asked `after` the previous page's `next`,
-    /// until a page has none.
+    /// Every item of a paged list at `path` (with or without a query
+    /// string of its own): page after page, each asked `after` the previous
+    /// page's `next`, until a page has none.
     pub async fn get_all<P: Page>(&self, path: &str) -> Result<Vec<P::Item>, ClientError> {
         let mut items = Vec::new();
         let mut page: P = self.get(path).await?;
@@ -229,7 +229,8 @@ impl Client {
             let Some(next) = next else {
                 return Ok(items);
             };
-            page = self.get(&format!("{path}?after={next}")).await?;
+            let join = if path.contains('?') { '&' } else { '?' };
+            page = self.get(&format!("{path}{join}after={next}")).await?;
         }
     }
 
@@ -260,6 +261,13 @@ impl Page for suanwang_api::EventPage {
     type Item = suanwang_api::EventView;
     fn split(self) -> (Vec<Self::Item>, Option<String>) {
         (self.events, self.next.map(|next| next.to_string()))
+    }
+}
+
+impl Page for suanwang_api::MarketPage {
+    type Item = suanwang_api::MarketPool;
+    fn split(self) -> (Vec<Self::Item>, Option<String>) {
+        (self.pools, self.next)
     }
 }
 

@@ -9,13 +9,16 @@ use clap::{Parser, Subcommand};
 mod agent_cmd;
 mod bench;
 mod bench_api;
+mod bench_ledger;
 mod client;
+mod market;
 mod memory;
 mod meter;
 mod out;
 mod place;
 mod remote;
 mod serve;
+mod sim_cmd;
 mod up;
 mod work;
 
@@ -55,6 +58,8 @@ enum Command {
     Topology(remote::WithOutput<remote::TopologyCommand>),
     /// Submit, follow and cancel jobs.
     Job(remote::WithOutput<remote::JobCommand>),
+    /// The network's pools: prices (list, clearing, per SCU-hour) and free capacity.
+    Market(market::MarketArgs),
     /// Metering: the device catalogue and usage in standard compute units.
     Meter(remote::WithOutput<meter::MeterCommand>),
     /// Benchmarks of the control plane (the solver's is `place bench`).
@@ -63,6 +68,8 @@ enum Command {
     /// Demo workloads that do real compute (e.g. render a film frame).
     #[command(subcommand)]
     Work(work::WorkCommand),
+    /// The digital twin: replay workloads through the engine and state machine on a virtual clock, compare policies.
+    Sim(sim_cmd::SimArgs),
 }
 
 /// Exit codes scripts can rely on.
@@ -103,9 +110,11 @@ fn main() -> ExitCode {
         Command::Site(c) => block_on(remote::site(c.command, c.output)),
         Command::Topology(c) => block_on(remote::topology(c.command, c.output)),
         Command::Job(c) => block_on(remote::job(c.command, c.output)),
+        Command::Market(args) => block_on(market::run(args)),
         Command::Meter(c) => meter::run(c.command, c.output),
         Command::Bench(command) => block_on(bench_api::run(command)),
         Command::Work(command) => work::run(command),
+        Command::Sim(args) => sim_cmd::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use suanwang_api::{
     CreatePrincipal, CreateSite, CreateToken, EventPage, JobList, JobRef, JobSpec, JobState,
-    JobView, PrincipalCreated, PrincipalView, SiteCreated, SiteView, TaskPage, TaskState,
+    JobView, PrincipalCreated, PrincipalView, Quote, SiteCreated, SiteView, TaskPage, TaskState,
     TokenCreated, TokenView, TopologySpec, UsagePage, WhoAmI, Why,
 };
 
@@ -111,6 +111,11 @@ pub enum JobCommand {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
+    /// Where a job would run now and what it would cost (nothing is submitted).
+    Quote {
+        /// The job file; JSON when it ends in .json, else TOML (see examples/).
+        file: PathBuf,
+    },
     /// Your jobs, oldest first, a page at a time.
     List {
         /// Start after this job id (the `more: --after` of the page before).
@@ -162,6 +167,36 @@ pub enum JobCommand {
 
 pub fn client() -> anyhow::Result<Client> {
     Client::new(&load_login()?)
+}
+
+/// A quote for people: one line per site, then the total and why the
+/// rest would wait.
+fn quote_text(quote: &Quote) -> Vec<String> {
+    use crate::market::yuan;
+    let mut lines = Vec::new();
+    for line in &quote.lines {
+        lines.push(format!(
+            "{}/{} ({})  {} tasks at {} yuan/unit-hour  compute {}  transfer {}  = {} yuan",
+            line.site_name,
+            line.pool_name,
+            line.region,
+            line.tasks,
+            yuan(line.price_micro_yuan_per_unit_hour),
+            yuan(line.compute_micro_yuan),
+            yuan(line.transfer_micro_yuan),
+            yuan(line.total_micro_yuan),
+        ));
+    }
+    lines.push(format!(
+        "{} of {} tasks would be placed now; estimated total {} yuan",
+        quote.tasks_placed,
+        quote.tasks,
+        yuan(quote.total_micro_yuan)
+    ));
+    if let Some(why) = &quote.why {
+        lines.push(format!("the rest would wait: {why}"));
+    }
+    lines
 }
 
 /// Runs a client command; API errors keep their exit codes.
@@ -507,6 +542,19 @@ pub async fn job(command: JobCommand, output: Output) -> anyhow::Result<u8> {
             match output {
                 Output::Json => print_json(&job)?,
                 Output::Text => say(format!("submitted {}", job.id)),
+            }
+        }
+        JobCommand::Quote { file } => {
+            let spec = read_job(&file)?;
+            let body = serde_json::to_value(&spec)?;
+            let quote: Quote = client.post("/v1/jobs/quote", &body).await?;
+            match output {
+                Output::Json => print_json(&quote)?,
+                Output::Text => {
+                    for line in quote_text(&quote) {
+                        say(line);
+                    }
+                }
             }
         }
         JobCommand::List { after, limit } => {

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod machine;
 pub mod metering;
 pub mod money;
+pub mod price;
 pub mod round;
 pub mod spec;
 pub mod topology;

@@ -10,6 +10,7 @@ use suanwang_place::explain::{explain, render};
 use suanwang_place::{solve, Class, Kind, Pool, Problem, Region, Solution};
 
 use crate::money::yuan;
+use crate::price::{self, AttemptPrice, PoolPrice, Won};
 use crate::spec::{JobDef, JobKind};
 use crate::topology::Topology;
 
@@ -50,12 +51,16 @@ pub struct Placement {
     /// Index into the round's pools.
     pub pool: usize,
     pub count: u64,
+    /// What each of these tasks pays (`core::price`: pay-as-clear).
+    pub price: AttemptPrice,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// Sorted by (job, pool).
     pub placements: Vec<Placement>,
+    /// Every pool's prices in this round, by pool index: list and clearing.
+    pub prices: Vec<PoolPrice>,
     /// Jobs left (partly) waiting, with the engine's explanation.
     pub waiting: Vec<(usize, String)>,
     pub tasks_placed: u64,
@@ -182,23 +187,53 @@ pub fn problem(topology: &Topology, pools: &[RoundPool], jobs: &[RoundJob]) -> P
 pub fn plan(topology: &Topology, pools: &[RoundPool], jobs: &[RoundJob]) -> (Problem, Plan) {
     let problem = problem(topology, pools, jobs);
     let solution = solve::solve(&problem, None);
-    let plan = plan_of(&problem, &solution);
+    let plan = plan_of(topology, pools, jobs, &problem, &solution);
     (problem, plan)
 }
 
-fn plan_of(problem: &Problem, solution: &Solution) -> Plan {
+fn plan_of(
+    topology: &Topology,
+    pools: &[RoundPool],
+    jobs: &[RoundJob],
+    problem: &Problem,
+    solution: &Solution,
+) -> Plan {
     let mut placed = vec![0u64; problem.classes.len()];
     let mut used = vec![0u64; problem.pools.len()];
+    let won: Vec<Won> = solution
+        .assignments
+        .iter()
+        .map(|assignment| Won {
+            pool: assignment.pool,
+            bid_micro_yuan_per_unit_hour: jobs[assignment.class].def.bid_micro_yuan_per_unit_hour,
+        })
+        .collect();
+    let list: Vec<i64> = pools
+        .iter()
+        .map(|pool| pool.price_micro_yuan_per_unit_hour)
+        .collect();
+    let prices = price::prices(&list, &solution.prices_yuan_per_unit_hour, &won);
+    let regions = topology.regions.len();
     let placements: Vec<Placement> = solution
         .assignments
         .iter()
         .map(|assignment| {
             placed[assignment.class] += assignment.count;
             used[assignment.pool] += assignment.count * problem.classes[assignment.class].units;
+            let def = &jobs[assignment.class].def;
+            let pool = &pools[assignment.pool];
             Placement {
                 job: assignment.class,
                 pool: assignment.pool,
                 count: assignment.count,
+                price: AttemptPrice {
+                    price_micro_yuan_per_unit_hour: prices[assignment.pool]
+                        .market_micro_yuan_per_unit_hour(),
+                    transfer_micro_yuan_per_gb: price::transfer_micro(
+                        topology.transfer_yuan_per_gb[def.data_region * regions + pool.region],
+                    ),
+                    bid_micro_yuan_per_unit_hour: def.bid_micro_yuan_per_unit_hour,
+                },
             }
         })
         .collect();
@@ -218,6 +253,7 @@ fn plan_of(problem: &Problem, solution: &Solution) -> Plan {
         tasks_placed: placed.iter().sum(),
         welfare: solve::welfare(problem, solution),
         placements,
+        prices,
         waiting,
     }
 }
@@ -354,5 +390,63 @@ mod tests {
             "{why}"
         );
         assert!(!why.contains("pool_01"), "{why}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Pay-as-clear on random rounds: every placement pays its pool's
+        /// market price (list + clearing, both recorded), never more than its
+        /// bid, and the transfer price is the topology's for its regions.
+        #[test]
+        fn every_placement_pays_at_most_its_bid(
+            pools in proptest::collection::vec((0usize..4, 1u64..20, 50_000i64..3_000_000), 1..6),
+            jobs in proptest::collection::vec((1u64..12, 0.05f64..4.0, proptest::bool::ANY), 1..8),
+        ) {
+            let topology = Topology::national();
+            let regions = ["guian", "zhongwei", "shanghai", "beijing"];
+            let pools: Vec<RoundPool> = pools
+                .iter()
+                .enumerate()
+                .map(|(i, &(region, free, price))| {
+                    pool(&topology, &format!("p{i}"), regions[region], free, price)
+                })
+                .collect();
+            let jobs: Vec<RoundJob> = jobs
+                .iter()
+                .enumerate()
+                .map(|(i, &(tasks, bid, gang))| job(&topology, &format!("j{i}"), tasks, bid, gang))
+                .collect();
+            let (_, plan) = plan(&topology, &pools, &jobs);
+            proptest::prop_assert_eq!(plan.prices.len(), pools.len());
+            for (price, pool) in plan.prices.iter().zip(&pools) {
+                proptest::prop_assert_eq!(
+                    price.list_micro_yuan_per_unit_hour,
+                    pool.price_micro_yuan_per_unit_hour
+                );
+                proptest::prop_assert!(price.clearing_micro_yuan_per_unit_hour >= 0);
+            }
+            let n = topology.regions.len();
+            for placement in &plan.placements {
+                let def = &jobs[placement.job].def;
+                let pool = &pools[placement.pool];
+                let paid = placement.price.price_micro_yuan_per_unit_hour;
+                proptest::prop_assert_eq!(
+                    paid,
+                    plan.prices[placement.pool].market_micro_yuan_per_unit_hour()
+                );
+                proptest::prop_assert!(paid <= def.bid_micro_yuan_per_unit_hour);
+                proptest::prop_assert_eq!(
+                    placement.price.bid_micro_yuan_per_unit_hour,
+                    def.bid_micro_yuan_per_unit_hour
+                );
+                proptest::prop_assert_eq!(
+                    placement.price.transfer_micro_yuan_per_gb,
+                    crate::price::transfer_micro(
+                        topology.transfer_yuan_per_gb[def.data_region * n + pool.region]
+                    )
+                );
+            }
+        }
     }
 }

@@ -34,7 +34,7 @@ pub use state::{AppState, Settings};
 
 use auth::{hash_token, new_id, new_token, RateLimiter, Secret, TokenCache};
 use commit::GroupCommit;
-use routes::{jobs, principals, sites, system, topology};
+use routes::{jobs, market, principals, quote, sites, system, topology};
 
 /// Milliseconds since the Unix epoch: the one wall clock of the server.
 pub fn now_ms() -> i64 {
@@ -295,12 +295,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/sites/{id}/assignments", get(sites::assignments))
         .route("/sites/{id}/reports", post(sites::report))
         .route("/jobs", post(jobs::submit).get(jobs::list))
+        .route("/jobs/quote", post(quote::quote))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/why", get(jobs::why))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/tasks", get(jobs::tasks))
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/usage", get(jobs::usage))
+        .route("/market", get(market::list))
         .route("/place/export", get(system::export))
         .route("/openapi.json", get(system::openapi));
     Router::new()

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use crate::routes::{jobs, principals, sites, system, topology};
+use crate::routes::{jobs, market, principals, quote, sites, system, topology};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,7 @@ use crate::routes::{jobs, principals, sites, system, topology};
         topology::show, topology::replace,
         sites::create, sites::list, sites::get, sites::put_pools, sites::heartbeat, sites::assignments, sites::report,
         jobs::submit, jobs::list, jobs::get, jobs::why, jobs::cancel, jobs::tasks, jobs::events, jobs::usage,
+        quote::quote, market::list,
         system::export,
     ),
     components(schemas(suanwang_api::ErrorBody, suanwang_api::ErrorDetail)),
@@ -289,7 +290,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 26);
+        assert_eq!(operations, 28);
         assert!(doc["components"]["schemas"]["ErrorDetail"].is_object());
     }
 

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use suanwang_api::{JobSpec, PoolSpec};
-use suanwang_core::machine::round::offered;
+use suanwang_core::machine::round::{offered, Placed};
+use suanwang_core::price::{self, PoolPrice};
 use suanwang_core::round::{self, RoundJob, RoundPool};
 use suanwang_core::spec::{validate_job, JobDef};
 use suanwang_core::topology::Topology;
 use suanwang_place::Kind;
-use suanwang_store::{MissedDeadline, RoundInput, RoundWrite};
+use suanwang_store::{MissedDeadline, PoolPriced, RoundInput, RoundWrite};
 use tokio::sync::watch;
 
 use crate::now_ms;
@@ -33,6 +34,8 @@ pub type SpecCache = HashMap<String, Result<Arc<JobDef>, String>>;
 #[derive(Debug, Default)]
 pub struct Prepared {
     pub pools: Vec<RoundPool>,
+    /// Each pool's newest recorded price, by index into `pools`.
+    pub last_prices: Vec<Option<PoolPrice>>,
     pub jobs: Vec<RoundJob>,
     /// Jobs that wait for a reason outside the engine: (job, why).
     pub held: Vec<(String, String)>,
@@ -50,7 +53,7 @@ pub fn prepare(
 ) -> Prepared {
     let mut prepared = Prepared::default();
     for stored in input.pools {
-        let (pool, region) = (stored.pool, stored.region);
+        let (pool, region, last_price) = (stored.pool, stored.region, stored.last_price);
         let Some(region) = topology.region(&region) else {
             tracing::warn!(pool = %pool.id, %region, "pool's region is not in the topology; skipped");
             continue;
@@ -89,6 +92,7 @@ pub fn prepare(
             pue,
             grid_kg_co2_per_kwh: grid,
         });
+        prepared.last_prices.push(last_price);
     }
     let mut next_cache = SpecCache::with_capacity(input.jobs.len());
     for job in input.jobs {
@@ -173,6 +177,7 @@ pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::R
     let prepared = prepare(&topology, input, &mut memory.specs, now);
     let Prepared {
         pools,
+        last_prices,
         jobs,
         held,
         missed,
@@ -204,12 +209,19 @@ pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::R
     };
     for placement in &plan.placements {
         let pool = &pools[placement.pool];
-        write.placements.push((
-            jobs[placement.job].id.clone(),
-            pool.id.clone(),
-            pool.site.clone(),
-            placement.count,
-        ));
+        write.placements.push(Placed {
+            job: jobs[placement.job].id.clone(),
+            pool: pool.id.clone(),
+            site: pool.site.clone(),
+            count: placement.count,
+            price: placement.price,
+        });
+    }
+    for index in price::changed(&last_prices, &plan.prices) {
+        write.prices.push(PoolPriced {
+            pool: pools[index].id.clone(),
+            price: plan.prices[index],
+        });
     }
     let mut whys: HashMap<String, String> = HashMap::with_capacity(plan.waiting.len() + held.len());
     for (job, why) in plan
@@ -385,6 +397,7 @@ mod tests {
                 used: 2,
             },
             region: "shanghai".into(),
+            last_price: None,
         }
     }
 

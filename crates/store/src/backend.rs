@@ -45,7 +45,11 @@ pub(crate) trait Backend: Send + Sync + Debug + 'static {
 
     /// A round's task row changes (`RoundPlan::updates` and `inserts`),
     /// set-wise.
-    async fn write_placements(tx: &mut Self::Tx<'_>, plan: &RoundPlan<'_>) -> Result<()>;
+    async fn write_placements(
+        tx: &mut Self::Tx<'_>,
+        plan: &RoundPlan<'_>,
+        at_ms: i64,
+    ) -> Result<()>;
 
     /// The rest of a round, set-wise: its events (`placed`, one per job,
     /// pool and site), one change per job row, the placed-on sites'

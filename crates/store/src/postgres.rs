@@ -109,8 +109,9 @@ impl Dialect for Postgres {
 static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE tasks t SET {} \
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[]) \
-              AS u(job, idx, state, attempt, pool, site) \
+         FROM (SELECT *, $7::bigint AS placed_at_ms FROM unnest($1::text[], $2::bigint[], $3::text[], \
+                      $4::bigint[], $5::text[], $6::text[], $8::bigint[], $9::bigint[], $10::bigint[]) \
+               AS r(job, idx, state, attempt, pool, site, price_micro, transfer_micro_per_gb, bid_micro)) AS u \
          WHERE t.job = u.job AND t.idx = u.idx AND t.state = {}",
         PLACE_ROW_SET, *PENDING
     )
@@ -118,10 +119,12 @@ static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
 
 /// Rows of never-placed tasks a round places, from arrays of index ranges,
 /// all in the state and attempt `machine::round::first_placement` gives.
-const INSERT_PLACED: &str = "INSERT INTO tasks (job, idx, state, attempt, units, pool, site) \
-     SELECT i.job, g.idx, $7, $8, i.units, i.pool, i.site \
-     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) \
-          AS i(job, low, high, units, pool, site), \
+const INSERT_PLACED: &str = "INSERT INTO tasks (job, idx, state, attempt, units, pool, site, \
+                        placed_at_ms, price_micro, transfer_micro_per_gb, bid_micro) \
+     SELECT i.job, g.idx, $7, $8, i.units, i.pool, i.site, $9, i.price, i.transfer, i.bid \
+     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], \
+                 $10::bigint[], $11::bigint[], $12::bigint[]) \
+          AS i(job, low, high, units, pool, site, price, transfer, bid), \
           generate_series(i.low, i.high - 1) AS g(idx)";
 
 /// A round's events, from arrays of (job, detail).
@@ -210,11 +213,19 @@ impl Backend for PgStore {
     /// spend the round in round trips. Never-placed tasks are inserted
     /// (`generate_series` over each range), which costs a third less than
     /// rewriting a pending row and leaves no dead tuple behind.
-    async fn write_placements(tx: &mut Self::Tx<'_>, plan: &RoundPlan<'_>) -> Result<()> {
+    async fn write_placements(
+        tx: &mut Self::Tx<'_>,
+        plan: &RoundPlan<'_>,
+        at_ms: i64,
+    ) -> Result<()> {
         if !plan.updates.is_empty() {
             let (mut jobs, mut idxs, mut pools, mut sites) = (vec![], vec![], vec![], vec![]);
             let (mut states, mut attempts) = (vec![], vec![]);
+            let (mut prices, mut transfers, mut bids) = (vec![], vec![], vec![]);
             for p in &plan.updates {
+                prices.push(p.price.price_micro_yuan_per_unit_hour);
+                transfers.push(p.price.transfer_micro_yuan_per_gb);
+                bids.push(p.price.bid_micro_yuan_per_unit_hour);
                 jobs.push(p.job);
                 idxs.push(to_i64(p.index));
                 states.push(p.state.as_str());
@@ -229,6 +240,10 @@ impl Backend for PgStore {
                 .bind(&attempts)
                 .bind(&pools)
                 .bind(&sites)
+                .bind(at_ms)
+                .bind(&prices)
+                .bind(&transfers)
+                .bind(&bids)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
@@ -250,8 +265,16 @@ impl Backend for PgStore {
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
             );
+            let (mut prices, mut transfers, mut bids) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
             let mut rows = 0u64;
             for insert in &plan.inserts {
+                prices.push(insert.price.price_micro_yuan_per_unit_hour);
+                transfers.push(insert.price.transfer_micro_yuan_per_gb);
+                bids.push(insert.price.bid_micro_yuan_per_unit_hour);
                 jobs.push(insert.job);
                 lows.push(to_i64(insert.low));
                 highs.push(to_i64(insert.high));
@@ -270,6 +293,10 @@ impl Backend for PgStore {
                 .bind(&sites)
                 .bind(first.as_str())
                 .bind(i64::from(first_attempt))
+                .bind(at_ms)
+                .bind(&prices)
+                .bind(&transfers)
+                .bind(&bids)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();

@@ -5,6 +5,8 @@
 //! never a default.
 
 use suanwang_core::lifecycle::{EventKind, JobState, TaskState};
+use suanwang_core::machine::round::Placed;
+use suanwang_core::price::{AttemptPrice, PoolPrice};
 use suanwang_core::spec::JobKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -175,6 +177,16 @@ pub struct TaskRow {
     pub site_name: Option<String>,
     pub site_region: Option<String>,
     pub pool_name: Option<String>,
+    /// When and at what its latest attempt was placed; `None` before its
+    /// first placement (or for attempts placed before prices were kept).
+    pub placed: Option<PlacedAt>,
+}
+
+/// When and at what price an attempt was placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlacedAt {
+    pub at_ms: i64,
+    pub price: AttemptPrice,
 }
 
 impl TaskRow {
@@ -191,6 +203,7 @@ impl TaskRow {
             site_name: None,
             site_region: None,
             pool_name: None,
+            placed: None,
         }
     }
 }
@@ -293,6 +306,8 @@ pub struct PoolSpecRow {
 pub struct RoundPoolRow {
     pub pool: PoolRow,
     pub region: String,
+    /// The pool's newest price row; `None` before its first round.
+    pub last_price: Option<PoolPrice>,
 }
 
 /// What a scheduling round reads.
@@ -328,9 +343,73 @@ pub struct MissedDeadline {
 /// What a scheduling round writes, in one transaction.
 #[derive(Clone, Debug, Default)]
 pub struct RoundWrite {
-    /// (job, pool, site, count): place `count` pending tasks of `job`.
-    pub placements: Vec<(String, String, String, u64)>,
+    /// Place `count` pending tasks of `job` on `pool` at `site`, at `price`.
+    pub placements: Vec<Placed>,
     /// (job, why): the explanation of each job left waiting; `None` clears it.
     pub whys: Vec<(String, Option<String>)>,
+    /// The pools whose price changed since their newest price row
+    /// (`core::price::changed`): a new row each, at `at_ms`.
+    pub prices: Vec<PoolPriced>,
     pub at_ms: i64,
+}
+
+/// A pool's prices in a round, to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolPriced {
+    pub pool: String,
+    pub price: PoolPrice,
+}
+/// Which pools the market lists: all active pools, or those of one kind,
+/// family or region (each `None`: any).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MarketFilter {
+    pub kind: Option<suanwang_place::Kind>,
+    pub family: Option<String>,
+    pub region: Option<String>,
+}
+
+/// An active pool as the market shows it, with its site and its newest
+/// price.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarketRow {
+    pub pool: String,
+    pub pool_name: String,
+    pub site: String,
+    pub site_name: String,
+    pub region: String,
+    pub healthy: bool,
+    pub kind: suanwang_place::Kind,
+    pub family: String,
+    /// The pool's spec as JSON (the wire `PoolSpec`): its device model.
+    pub spec: String,
+    pub capacity: u64,
+    /// Units held by placed and running tasks.
+    pub used: u64,
+    pub list_micro: i64,
+    /// The newest price row's clearing price and time; `None` before the
+    /// pool's first round.
+    pub clearing: Option<(i64, i64)>,
+}
+
+/// One row of a pool's price history: its prices from `at_ms` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PriceRow {
+    pub at_ms: i64,
+    pub price: PoolPrice,
+}
+
+/// A ledger transfer as stored: its place in history order, and the record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerTransferRow {
+    /// History order: increasing, with gaps.
+    pub seq: i64,
+    pub record: suanwang_ledger::Record,
+}
+
+/// What `LedgerStore::ledger_check` read and found consistent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerCheck {
+    pub accounts: u64,
+    pub transfers: u64,
+    pub open_pendings: u64,
 }

@@ -123,7 +123,9 @@ static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
         "UPDATE tasks SET {} \
          FROM (SELECT json_extract(value, '$[0]') AS job, json_extract(value, '$[1]') AS idx, \
                       json_extract(value, '$[2]') AS state, json_extract(value, '$[3]') AS attempt, \
-                      json_extract(value, '$[4]') AS pool, json_extract(value, '$[5]') AS site \
+                      json_extract(value, '$[4]') AS pool, json_extract(value, '$[5]') AS site, \
+                      json_extract(value, '$[6]') AS placed_at_ms, json_extract(value, '$[7]') AS price_micro, \
+                      json_extract(value, '$[8]') AS transfer_micro_per_gb, json_extract(value, '$[9]') AS bid_micro \
                FROM json_each(?)) AS u \
          WHERE tasks.job = u.job AND tasks.idx = u.idx AND tasks.state = {}",
         PLACE_ROW_SET, *PENDING
@@ -131,17 +133,20 @@ static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Rows of never-placed tasks a round places, from a JSON array of
-/// `[job, low, high, units, pool, site]`, all in the state and attempt
+/// `[job, low, high, units, pool, site, price, transfer, bid]`, placed at
+/// the round's time, all in the state and attempt
 /// `machine::round::first_placement` gives, bound once. Sorted by primary key: tasks is
 /// a WITHOUT ROWID table, and appends in key order keep its B-tree pages
 /// full.
-const INSERT_PLACED: &str = "WITH RECURSIVE r(job, idx, high, units, pool, site) AS ( \
+const INSERT_PLACED: &str = "WITH RECURSIVE r(job, idx, high, units, pool, site, price, transfer, bid) AS ( \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
-            json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') \
+            json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+            json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]') \
      FROM json_each(?) \
-     UNION ALL SELECT job, idx + 1, high, units, pool, site FROM r WHERE idx + 1 < high) \
-     INSERT INTO tasks (job, idx, state, attempt, units, pool, site) \
-     SELECT job, idx, ?, ?, units, pool, site FROM r ORDER BY job, idx";
+     UNION ALL SELECT job, idx + 1, high, units, pool, site, price, transfer, bid FROM r WHERE idx + 1 < high) \
+     INSERT INTO tasks (job, idx, state, attempt, units, pool, site, placed_at_ms, price_micro, \
+                        transfer_micro_per_gb, bid_micro) \
+     SELECT job, idx, ?, ?, units, pool, site, ?, price, transfer, bid FROM r ORDER BY job, idx";
 
 /// A round's events, from a JSON array of `[job, detail]`.
 static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
@@ -209,7 +214,11 @@ impl Backend for SqliteStore {
     /// A round's row changes, set-wise through `json_each`: one statement
     /// per kind of change and chunk instead of one per task, since each
     /// statement is a round trip to SQLite's worker thread.
-    async fn write_placements(tx: &mut Self::Tx<'_>, plan: &RoundPlan<'_>) -> Result<()> {
+    async fn write_placements(
+        tx: &mut Self::Tx<'_>,
+        plan: &RoundPlan<'_>,
+        at_ms: i64,
+    ) -> Result<()> {
         let mut updated = 0u64;
         for chunk in plan.updates.chunks(ASSIGN_ROWS_MAX) {
             let rows = serde_json::Value::Array(
@@ -222,7 +231,11 @@ impl Backend for SqliteStore {
                             p.state.as_str(),
                             p.attempt,
                             p.pool,
-                            p.site
+                            p.site,
+                            at_ms,
+                            p.price.price_micro_yuan_per_unit_hour,
+                            p.price.transfer_micro_yuan_per_gb,
+                            p.price.bid_micro_yuan_per_unit_hour
                         ])
                     })
                     .collect(),
@@ -251,12 +264,29 @@ impl Backend for SqliteStore {
             let ranges = serde_json::Value::Array(
                 plan.inserts[start..end]
                     .iter()
-                    .map(|i| serde_json::json!([i.job, i.low, i.high, i.units, i.pool, i.site]))
+                    .map(|i| {
+                        serde_json::json!([
+                            i.job,
+                            i.low,
+                            i.high,
+                            i.units,
+                            i.pool,
+                            i.site,
+                            i.price.price_micro_yuan_per_unit_hour,
+                            i.price.transfer_micro_yuan_per_gb,
+                            i.price.bid_micro_yuan_per_unit_hour
+                        ])
+                    })
                     .collect(),
             )
             .to_string();
             let (state, attempt) = first_placement();
-            let args = [ranges.into(), state.as_str().into(), attempt.into()];
+            let args = [
+                ranges.into(),
+                state.as_str().into(),
+                attempt.into(),
+                at_ms.into(),
+            ];
             inserted += tx.execute(INSERT_PLACED, &args).await?;
             start = end;
         }

@@ -9,11 +9,12 @@ use async_trait::async_trait;
 use suanwang_core::lifecycle::JobState;
 
 use crate::backend::Backend;
-use crate::sql::{idempotency, jobs, lifecycle, principals, rounds, sites, usage};
+use crate::sql::{idempotency, jobs, lifecycle, market, prices, principals, rounds, sites, usage};
 use crate::{
     AgentStatus, AssignmentRow, Audit, EventRow, Idem, IdemOutcome, ItemOutcome, JobRow,
-    MissedDeadline, NewJob, NewToken, PoolRow, PoolSpecRow, PrincipalRow, Result, Role, RoundInput,
-    RoundWrite, SiteRow, StatusIn, TaskRow, TokenRow, UsageIn, UsageKey, UsageRow,
+    MarketFilter, MarketRow, MissedDeadline, NewJob, NewToken, PoolRow, PoolSpecRow, PriceRow,
+    PrincipalRow, Result, Role, RoundInput, RoundWrite, SiteRow, StatusIn, TaskRow, TokenRow,
+    UsageIn, UsageKey, UsageRow,
 };
 
 /// Principals and their tokens.
@@ -51,6 +52,22 @@ pub trait SiteStore {
     /// Every pool of the site, active or not. What a usage report is rated
     /// with.
     async fn pool_specs(&self, site: &str) -> Result<Vec<PoolSpecRow>>;
+    /// A page of the market: active pools (of `filter`) after the pool id
+    /// `after`, in id order, with their sites, newest prices and use.
+    async fn market(
+        &self,
+        filter: &MarketFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MarketRow>>;
+    /// A pool's price history, newest first: `limit` rows before
+    /// `before_ms` (from the newest when `None`).
+    async fn price_history(
+        &self,
+        pool: &str,
+        before_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<PriceRow>>;
     /// Extends `site`'s lease to `expires_at_ms` and records what its agent
     /// said.
     async fn heartbeat(&self, site: &str, expires_at_ms: i64, agent: &AgentStatus) -> Result<()>;
@@ -197,6 +214,24 @@ impl<B: Backend> SiteStore for B {
 
     async fn pool_specs(&self, site: &str) -> Result<Vec<PoolSpecRow>> {
         sites::pool_specs(self, site).await
+    }
+
+    async fn market(
+        &self,
+        filter: &MarketFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MarketRow>> {
+        market::market(self, filter, after, limit).await
+    }
+
+    async fn price_history(
+        &self,
+        pool: &str,
+        before_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<PriceRow>> {
+        prices::history(&mut self.reader(), pool, before_ms, limit).await
     }
 
     async fn heartbeat(&self, site: &str, expires_at_ms: i64, agent: &AgentStatus) -> Result<()> {

@@ -22,9 +22,9 @@ pub enum Input {
         tasks: u64,
         retries: u32,
     },
-    /// A round's placements: (job, pool, site, count).
+    /// A round's placements.
     Round {
-        placements: Vec<(String, String, String, u64)>,
+        placements: Vec<round::Placed>,
         at_ms: i64,
     },
     Report {
@@ -222,17 +222,17 @@ impl Model {
         round::offered(found.kind, pending, live)
     }
 
-    /// Writes a round: `placements` are (job, pool, site, count), `whys`
-    /// the explanations of jobs left waiting.
+    /// Writes a round: `placements` as the engine chose them, `whys` the
+    /// explanations of jobs left waiting.
     pub fn round(
         &mut self,
-        placements: &[(String, String, String, u64)],
+        placements: &[round::Placed],
         whys: &[(String, Option<String>)],
         now_ms: i64,
     ) {
         let mut jobs = BTreeMap::new();
         let mut pending: BTreeMap<String, Vec<(u64, u32)>> = BTreeMap::new();
-        for (id, _, _, _) in placements {
+        for round::Placed { job: id, .. } in placements {
             let Some(found) = self.view.jobs.get(id) else {
                 continue;
             };

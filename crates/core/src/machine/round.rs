@@ -13,6 +13,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::lifecycle::{JobState, Task, TaskEvent, TaskState};
+use crate::price::AttemptPrice;
+
+/// One placement a round chose: `count` tasks of `job` on `pool` at
+/// `site`, each attempt at `price`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub job: String,
+    pub pool: String,
+    pub site: String,
+    pub count: u64,
+    pub price: AttemptPrice,
+}
 
 /// A placed job as the round's write finds it, under its lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +46,7 @@ pub struct Placement<'a> {
     pub attempt: u32,
     pub pool: &'a str,
     pub site: &'a str,
+    pub price: AttemptPrice,
 }
 
 /// What `Place` makes of a task that was pending at `attempt`.
@@ -67,6 +80,7 @@ pub struct Insert<'a> {
     pub units: u64,
     pub pool: &'a str,
     pub site: &'a str,
+    pub price: AttemptPrice,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -168,24 +182,26 @@ impl<'a> RoundPlan<'a> {
     }
 }
 
-/// Plans the row changes of `placements` (job, pool, site, count) given the
+/// Plans the row changes of `placements` given the
 /// placed jobs as they are now and their pending task rows (sorted indexes).
 ///
 /// A job that was cancelled or removed since the round read it gets nothing;
 /// a job with fewer pending tasks than planned (cancelled meanwhile) gets
 /// what it has. Never more than planned.
 pub fn plan<'a>(
-    placements: &'a [(String, String, String, u64)],
+    placements: &'a [Placed],
     jobs: &BTreeMap<String, JobNow>,
     pending_rows: &BTreeMap<String, Vec<(u64, u32)>>,
 ) -> RoundPlan<'a> {
-    let mut by_job: BTreeMap<&'a str, Vec<(&'a str, &'a str, u64)>> = BTreeMap::new();
-    for (job, pool, site, count) in placements {
-        assert!(*count > 0, "a placement places at least one task");
-        by_job
-            .entry(job.as_str())
-            .or_default()
-            .push((pool.as_str(), site.as_str(), *count));
+    let mut by_job: BTreeMap<&'a str, Vec<&'a Placed>> = BTreeMap::new();
+    for placed in placements {
+        assert!(placed.count > 0, "a placement places at least one task");
+        assert!(
+            placed.price.price_micro_yuan_per_unit_hour
+                <= placed.price.bid_micro_yuan_per_unit_hour,
+            "pay-as-clear: a task never pays more than its bid"
+        );
+        by_job.entry(placed.job.as_str()).or_default().push(placed);
     }
     let mut plan = RoundPlan::default();
     let no_rows = Vec::new();
@@ -201,7 +217,13 @@ pub fn plan<'a>(
         let rows = pending_rows.get(job).unwrap_or(&no_rows);
         let mut rows = rows.iter().copied();
         let mut next_new = now.materialized;
-        for (pool, site, count) in wanted {
+        for wanted in wanted {
+            let (pool, site, count, price) = (
+                wanted.pool.as_str(),
+                wanted.site.as_str(),
+                wanted.count,
+                wanted.price,
+            );
             let mut placed = 0;
             while placed < count {
                 let Some((idx, attempt)) = rows.next() else {
@@ -219,6 +241,7 @@ pub fn plan<'a>(
                     attempt: next.attempt,
                     pool,
                     site,
+                    price,
                 });
                 placed += 1;
             }
@@ -231,6 +254,7 @@ pub fn plan<'a>(
                     units: now.units,
                     pool,
                     site,
+                    price,
                 });
                 next_new += new;
                 placed += new;
@@ -248,7 +272,7 @@ pub fn plan<'a>(
         }
     }
     // Postconditions: no task twice, never more than planned.
-    let planned: u64 = placements.iter().map(|p| p.3).sum();
+    let planned: u64 = placements.iter().map(|p| p.count).sum();
     let inserted: u64 = plan.inserts.iter().map(|i| i.high - i.low).sum();
     assert_eq!(plan.placed_total(), plan.updates.len() as u64 + inserted);
     assert!(
@@ -279,15 +303,18 @@ mod tests {
         pending: &[(&str, &[u64])],
         expect: &str,
     ) {
-        let placements: Vec<(String, String, String, u64)> = placements
+        let placements: Vec<Placed> = placements
             .iter()
-            .map(|(job, pool, count)| {
-                (
-                    job.to_string(),
-                    pool.to_string(),
-                    format!("s{pool}"),
-                    *count,
-                )
+            .map(|(job, pool, count)| Placed {
+                job: job.to_string(),
+                pool: pool.to_string(),
+                site: format!("s{pool}"),
+                count: *count,
+                price: AttemptPrice {
+                    price_micro_yuan_per_unit_hour: 1_000_000,
+                    transfer_micro_yuan_per_gb: 0,
+                    bid_micro_yuan_per_unit_hour: 1_000_000,
+                },
             })
             .collect();
         let jobs = jobs
@@ -365,15 +392,18 @@ mod tests {
 
     #[test]
     fn one_job_update_per_job() {
-        let placements = [("a".to_string(), "p".to_string(), "s".to_string(), 2)];
         let running = JobNow {
             state: JobState::Running,
             ..job(3, 1)
         };
-        let placements = vec![
-            placements[0].clone(),
-            ("c".to_string(), "p".to_string(), "s".to_string(), 1),
-        ];
+        let placed = |job: &str, count| Placed {
+            job: job.to_string(),
+            pool: "p".to_string(),
+            site: "s".to_string(),
+            count,
+            price: crate::machine::script::SCRIPT_PRICE,
+        };
+        let placements = vec![placed("a", 2), placed("c", 1)];
         let jobs = [("a".to_string(), job(2, 0)), ("c".to_string(), running)]
             .into_iter()
             .collect();

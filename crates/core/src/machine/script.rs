@@ -5,7 +5,9 @@
 
 use super::model::{Input, Model};
 use super::report::{Status, Usage};
+use super::round::Placed;
 use crate::lifecycle::ReportedState;
+use crate::price::AttemptPrice;
 use crate::spec::JobKind;
 
 /// The kinds of job the world submits: (id prefix, kind, tasks, retries);
@@ -28,6 +30,14 @@ pub const START_MS: i64 = 1_700_000_000_000;
 
 /// How long a heartbeat's lease runs.
 pub const LEASE_MS: i64 = 50;
+
+/// Every scripted placement's price: the script tests the lifecycle, and
+/// prices do not decide it.
+pub const SCRIPT_PRICE: AttemptPrice = AttemptPrice {
+    price_micro_yuan_per_unit_hour: 1_000_000,
+    transfer_micro_yuan_per_gb: 0,
+    bid_micro_yuan_per_unit_hour: 2_000_000,
+};
 
 pub fn pool_of(site: &str) -> String {
     format!("{site}.p")
@@ -113,7 +123,13 @@ impl Script {
                 if count == 0 || !model.view.sites[site].healthy {
                     return None;
                 }
-                let placement = (id.to_owned(), pool_of(site), site.to_owned(), count);
+                let placement = Placed {
+                    job: id.to_owned(),
+                    pool: pool_of(site),
+                    site: site.to_owned(),
+                    count,
+                    price: SCRIPT_PRICE,
+                };
                 Some(Input::Round {
                     placements: vec![placement],
                     at_ms: now_ms,

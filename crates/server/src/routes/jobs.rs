@@ -11,8 +11,8 @@ use axum::Json;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use suanwang_api::{
-    EventPage, EventView, JobList, JobRef, JobSpec, JobView, TaskPage, TaskView, UsagePage,
-    UsageView, Why, IDEMPOTENCY_KEY_HEADER,
+    EventPage, EventView, JobList, JobRef, JobSpec, JobView, PlacedView, TaskPage, TaskView,
+    UsagePage, UsageView, Why, IDEMPOTENCY_KEY_HEADER,
 };
 use suanwang_core::lifecycle::{JobState, TaskState};
 use suanwang_core::spec::validate_job;
@@ -452,6 +452,12 @@ pub async fn tasks(
             site_name: t.site_name,
             site_region: t.site_region,
             pool_name: t.pool_name,
+            placed: t.placed.map(|placed| PlacedView {
+                at_ms: placed.at_ms,
+                price_micro_yuan_per_unit_hour: placed.price.price_micro_yuan_per_unit_hour,
+                transfer_micro_yuan_per_gb: placed.price.transfer_micro_yuan_per_gb,
+                bid_micro_yuan_per_unit_hour: placed.price.bid_micro_yuan_per_unit_hour,
+            }),
         })
         .collect();
     Ok(Json(TaskPage { tasks, next }))

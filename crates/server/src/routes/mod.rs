@@ -5,7 +5,9 @@
 //! or query looked at (`json::JsonBody`, `query`).
 
 pub mod jobs;
+pub mod market;
 pub mod principals;
+pub mod quote;
 pub mod sites;
 pub mod system;
 pub mod topology;

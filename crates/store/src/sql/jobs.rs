@@ -7,10 +7,11 @@ use suanwang_core::lifecycle::{EventKind, JobState};
 use crate::backend::Backend;
 use crate::conn::{Arg, Conn, Tx};
 use crate::sql::{
-    flag, idempotency, int, job_counts, known, nonzero, values, Named, StateCount, TaskOf,
+    corrupt, flag, idempotency, int, job_counts, known, nonzero, values, Named, StateCount, TaskOf,
     INSERT_ROWS_MAX,
 };
-use crate::{EventRow, IdemOutcome, JobRow, NewJob, Result, TaskRow};
+use crate::{EventRow, IdemOutcome, JobRow, NewJob, PlacedAt, Result, TaskRow};
+use suanwang_core::price::AttemptPrice;
 
 /// Inserts the jobs (one row each, whatever their task count: lazy task
 /// rows) with their idempotency, audit and `submitted` event rows, in
@@ -179,6 +180,37 @@ struct TaskSelect {
     site_name: Option<String>,
     site_region: Option<String>,
     pool_name: Option<String>,
+    placed_at_ms: Option<i64>,
+    price_micro: Option<i64>,
+    transfer_micro_per_gb: Option<i64>,
+    bid_micro: Option<i64>,
+}
+
+impl TaskSelect {
+    /// All four or none: a round writes them together.
+    fn placed(&self, of: TaskOf<'_>) -> Result<Option<PlacedAt>> {
+        match (
+            self.placed_at_ms,
+            self.price_micro,
+            self.transfer_micro_per_gb,
+            self.bid_micro,
+        ) {
+            (Some(at_ms), Some(price), Some(transfer), Some(bid)) => Ok(Some(PlacedAt {
+                at_ms,
+                price: AttemptPrice {
+                    price_micro_yuan_per_unit_hour: price,
+                    transfer_micro_yuan_per_gb: transfer,
+                    bid_micro_yuan_per_unit_hour: bid,
+                },
+            })),
+            (None, None, None, None) => Ok(None),
+            partial => Err(corrupt(
+                "tasks.placed_at_ms, price_micro, transfer_micro_per_gb, bid_micro",
+                of,
+                partial,
+            )),
+        }
+    }
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -199,7 +231,8 @@ pub(crate) async fn tasks(
     let rows: Vec<TaskSelect> = reader
         .fetch_all(
             "SELECT t.idx, t.state, t.attempt, t.pool, t.site, t.exit_code, t.reason, \
-             s.name AS site_name, s.region AS site_region, p.name AS pool_name \
+             s.name AS site_name, s.region AS site_region, p.name AS pool_name, \
+             t.placed_at_ms, t.price_micro, t.transfer_micro_per_gb, t.bid_micro \
              FROM tasks t LEFT JOIN sites s ON s.id = t.site LEFT JOIN pools p ON p.id = t.pool \
              WHERE t.job = ? AND t.idx >= ? ORDER BY t.idx LIMIT ?",
             &[
@@ -219,7 +252,9 @@ pub(crate) async fn tasks(
         .into_iter()
         .map(|row| {
             let of = TaskOf(job, row.idx);
+            let placed = row.placed(of)?;
             Ok(TaskRow {
+                placed,
                 index: int("tasks.idx", of, row.idx)?,
                 state: known("tasks.state", of, &row.state)?,
                 attempt: int("tasks.attempt", of, row.attempt)?,

@@ -29,6 +29,8 @@ use crate::{Audit, NewToken, Result, Role, StoreError};
 pub(crate) mod idempotency;
 pub(crate) mod jobs;
 pub(crate) mod lifecycle;
+pub(crate) mod market;
+pub(crate) mod prices;
 pub(crate) mod principals;
 pub(crate) mod rounds;
 pub(crate) mod sites;

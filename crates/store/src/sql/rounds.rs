@@ -8,7 +8,9 @@ use std::sync::LazyLock;
 use crate::backend::Backend;
 use crate::conn::{Arg, Conn};
 use crate::sql::sites::PoolSelect;
-use crate::sql::{int, placeholders, JobCount, Named, ACTIVE, INSERT_ROWS_MAX, PENDING};
+use suanwang_core::price::PoolPrice;
+
+use crate::sql::{corrupt, int, placeholders, JobCount, Named, ACTIVE, INSERT_ROWS_MAX, PENDING};
 use crate::{Result, RoundInput, RoundPoolRow, WaitingJob};
 
 /// A pool as the round reads it, with its site's region and name; its
@@ -25,6 +27,8 @@ struct RoundPoolSelect {
     price_micro: i64,
     region: String,
     site_name: String,
+    priced_list_micro: Option<i64>,
+    clearing_micro: Option<i64>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -70,7 +74,7 @@ pub(crate) async fn round_input(store: &impl Backend) -> Result<RoundInput> {
     let pools: Vec<RoundPoolSelect> = reader
         .fetch_all(
             "SELECT p.id, p.site, p.name, p.spec, p.kind, p.family, p.capacity, p.price_micro, \
-             s.region, s.name AS site_name \
+             s.region, s.name AS site_name, p.priced_list_micro, p.clearing_micro \
              FROM pools p JOIN sites s ON s.id = p.site WHERE p.active = 1 AND s.healthy = 1 \
              ORDER BY p.id",
             &[],
@@ -83,6 +87,21 @@ pub(crate) async fn round_input(store: &impl Backend) -> Result<RoundInput> {
         .into_iter()
         .map(|row| {
             site_names.entry(row.site.clone()).or_insert(row.site_name);
+            // Both or neither: the round writes them together.
+            let last_price = match (row.priced_list_micro, row.clearing_micro) {
+                (Some(list), Some(clearing)) => Some(PoolPrice {
+                    list_micro_yuan_per_unit_hour: list,
+                    clearing_micro_yuan_per_unit_hour: clearing,
+                }),
+                (None, None) => None,
+                (list, clearing) => {
+                    return Err(corrupt(
+                        "pools.priced_list_micro, pools.clearing_micro",
+                        format!("pool {}", row.id),
+                        (list, clearing),
+                    ))
+                }
+            };
             // No active task on the pool: nothing in use.
             let used = used.get(&row.id).copied().unwrap_or(0);
             let pool = PoolSelect {
@@ -100,6 +119,7 @@ pub(crate) async fn round_input(store: &impl Backend) -> Result<RoundInput> {
             Ok(RoundPoolRow {
                 pool,
                 region: row.region,
+                last_price,
             })
         })
         .collect::<Result<Vec<_>>>()?;

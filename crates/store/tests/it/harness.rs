@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use suanwang_core::machine::round::Placed;
 
 use sqlx::Connection;
 use suanwang_core::lifecycle::ReportedState;
@@ -422,8 +423,14 @@ pub async fn submit(store: &dyn Store, job: NewJob) -> IdemOutcome {
 pub async fn place(store: &dyn Store, job: &str, pool: &str, site: &str, count: u64) {
     store
         .apply_round(&RoundWrite {
-            placements: vec![(job.to_owned(), pool.to_owned(), site.to_owned(), count)],
+            placements: vec![placed(
+                job.to_owned(),
+                pool.to_owned(),
+                site.to_owned(),
+                count,
+            )],
             whys: Vec::new(),
+            prices: Vec::new(),
             at_ms: T0 + 1,
         })
         .await
@@ -517,5 +524,16 @@ pub async fn world(store: &dyn Store) -> World {
         provider,
         site,
         pool: p.id,
+    }
+}
+
+/// A placement of `count` tasks at a price of 1 yuan per unit-hour, bid 2.
+pub fn placed(job: String, pool: String, site: String, count: u64) -> Placed {
+    Placed {
+        job,
+        pool,
+        site,
+        count,
+        price: suanwang_core::machine::script::SCRIPT_PRICE,
     }
 }

@@ -42,6 +42,7 @@ contract!(submit_creates_pending_tasks, |db| {
                 site_name: None,
                 site_region: None,
                 pool_name: None,
+                placed: None,
             }
         );
     }
@@ -455,8 +456,9 @@ contract!(cancel_unfinished_tasks, |db| {
     // A round planned before the cancel places nothing.
     store
         .apply_round(&RoundWrite {
-            placements: vec![("j1".into(), w.pool.clone(), w.site.clone(), 1)],
+            placements: vec![placed("j1".into(), w.pool.clone(), w.site.clone(), 1)],
             whys: Vec::new(),
+            prices: Vec::new(),
             at_ms: T0 + 4,
         })
         .await

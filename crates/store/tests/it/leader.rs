@@ -23,8 +23,9 @@ contract!(leadership, |db| {
             let w = world(&*leader).await;
             submit(&*leader, job("j1", &w.tenant, 3, 1, 0)).await;
             let round = RoundWrite {
-                placements: vec![("j1".into(), w.pool.clone(), w.site.clone(), 1)],
+                placements: vec![placed("j1".into(), w.pool.clone(), w.site.clone(), 1)],
                 whys: vec![],
+                prices: Vec::new(),
                 at_ms: T0,
             };
 

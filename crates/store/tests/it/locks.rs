@@ -25,9 +25,10 @@ contract!(many_job_writers_never_deadlock, |db| {
         .apply_round(&RoundWrite {
             placements: ids
                 .iter()
-                .map(|id| (id.clone(), w.pool.clone(), w.site.clone(), 2))
+                .map(|id| placed(id.clone(), w.pool.clone(), w.site.clone(), 2))
                 .collect(),
             whys: Vec::new(),
+            prices: Vec::new(),
             at_ms: T0 + 1,
         })
         .await
@@ -46,7 +47,7 @@ contract!(many_job_writers_never_deadlock, |db| {
                 let placements = ids
                     .iter()
                     .rev()
-                    .map(|id| (id.clone(), w_pool.clone(), w_site.clone(), 1))
+                    .map(|id| placed(id.clone(), w_pool.clone(), w_site.clone(), 1))
                     .collect();
                 let whys = ids
                     .iter()
@@ -56,6 +57,7 @@ contract!(many_job_writers_never_deadlock, |db| {
                     .apply_round(&RoundWrite {
                         placements,
                         whys,
+                        prices: Vec::new(),
                         at_ms: T0 + 10 + i as i64,
                     })
                     .await

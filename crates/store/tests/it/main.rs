@@ -13,6 +13,7 @@ mod leader;
 mod leases;
 mod locks;
 mod paging;
+mod prices;
 mod principals;
 mod reports;
 mod resources;

@@ -16,7 +16,9 @@ contract!(round_places_pending_tasks, |db| {
     let RoundPoolRow {
         pool: pool_row,
         region,
+        last_price,
     } = &input.pools[0];
+    assert_eq!(*last_price, None, "never offered in a round");
     assert_eq!(
         (pool_row.id.as_str(), region.as_str()),
         (w.pool.as_str(), "r1")
@@ -51,11 +53,12 @@ contract!(round_places_pending_tasks, |db| {
     let version = store.site_version(&w.site).await.unwrap();
     store
         .apply_round(&RoundWrite {
-            placements: vec![("j1".into(), w.pool.clone(), w.site.clone(), 4)],
+            placements: vec![placed("j1".into(), w.pool.clone(), w.site.clone(), 4)],
             whys: vec![
                 ("j1".into(), Some("2 tasks: capacity taken".into())),
                 ("j2".into(), Some("bid below the market price".into())),
             ],
+            prices: Vec::new(),
             at_ms: T0 + 100,
         })
         .await
@@ -82,15 +85,15 @@ contract!(round_places_pending_tasks, |db| {
     assert_eq!(j2.state, JobState::Pending);
     assert_eq!(j2.why.as_deref(), Some("bid below the market price"));
     assert_eq!(store.site_version(&w.site).await.unwrap(), version + 1);
-    let placed: Vec<_> = store
+    let placed_events: Vec<_> = store
         .events("j1", 0, 100)
         .await
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == EventKind::Placed)
         .collect();
-    assert_eq!(placed.len(), 1);
-    assert_eq!(placed[0].at_ms, T0 + 100);
+    assert_eq!(placed_events.len(), 1);
+    assert_eq!(placed_events[0].at_ms, T0 + 100);
 
     // The next round sees the units in use and what still waits.
     let input = store.round_input().await.unwrap();
@@ -108,13 +111,14 @@ contract!(round_places_pending_tasks, |db| {
     store
         .apply_round(&RoundWrite {
             placements: vec![
-                ("j1".into(), w.pool.clone(), w.site.clone(), 5),
-                ("j2".into(), w.pool.clone(), w.site.clone(), 1),
+                placed("j1".into(), w.pool.clone(), w.site.clone(), 5),
+                placed("j2".into(), w.pool.clone(), w.site.clone(), 1),
             ],
             whys: vec![
                 ("j1".into(), None),
                 ("j2".into(), Some("1 task waits".into())),
             ],
+            prices: Vec::new(),
             at_ms: T0 + 200,
         })
         .await
@@ -166,10 +170,11 @@ contract!(assignments_for_a_site, |db| {
     store
         .apply_round(&RoundWrite {
             placements: vec![
-                ("j1".into(), w.pool.clone(), w.site.clone(), 2),
-                ("j1".into(), other_pool.id.clone(), other.clone(), 1),
+                placed("j1".into(), w.pool.clone(), w.site.clone(), 2),
+                placed("j1".into(), other_pool.id.clone(), other.clone(), 1),
             ],
             whys: vec![],
+            prices: Vec::new(),
             at_ms: T0 + 1,
         })
         .await

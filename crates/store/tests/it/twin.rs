@@ -6,6 +6,7 @@
 //! functions; a difference is a bug in how one of them loads or applies.
 
 use suanwang_core::machine::model::{Input, CANCELLED_BY};
+use suanwang_core::machine::round::Placed;
 use suanwang_core::machine::script::{self, Script, SITES};
 use suanwang_store::{MissedDeadline, NewJob, RoundWrite, Store, UsageIn};
 
@@ -33,6 +34,7 @@ async fn drive(store: &dyn Store, tenant: &str, input: &Input) {
             let round = RoundWrite {
                 placements: placements.clone(),
                 whys: Vec::new(),
+                prices: Vec::new(),
                 at_ms: *at_ms,
             };
             store.apply_round(&round).await.expect("round");
@@ -217,7 +219,12 @@ fn rename(input: &Input, ours: &dyn Fn(&str) -> String) -> Input {
         Input::Round { placements, at_ms } => Input::Round {
             placements: placements
                 .into_iter()
-                .map(|(job, pool, site, n)| (ours(&job), ours(&pool), ours(&site), n))
+                .map(|placed| Placed {
+                    job: ours(&placed.job),
+                    pool: ours(&placed.pool),
+                    site: ours(&placed.site),
+                    ..placed
+                })
                 .collect(),
             at_ms,
         },

@@ -35,6 +35,7 @@ pub mod harness;
 mod idempotency;
 mod lease;
 mod lifecycle;
+mod market;
 mod paging;
 mod roles;
 mod system;

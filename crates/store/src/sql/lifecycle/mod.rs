@@ -40,7 +40,9 @@ pub(crate) static PLACED_EVENT: LazyLock<String> = LazyLock::new(|| quoted(&[Eve
 /// attempt, the last one's outcome cleared.
 pub(crate) const PLACE_ROW_SET: &str =
     "state = u.state, attempt = u.attempt, pool = u.pool, site = u.site, \
-     exit_code = NULL, reason = NULL, output_tail = NULL";
+     exit_code = NULL, reason = NULL, output_tail = NULL, placed_at_ms = u.placed_at_ms, \
+     price_micro = u.price_micro, transfer_micro_per_gb = u.transfer_micro_per_gb, \
+     bid_micro = u.bid_micro";
 
 /// The `SET` clause of a round's one change to a `jobs` row, from a source
 /// row `u` (`machine::round::JobUpdate`: materialized, state, has_why, why).
@@ -276,7 +278,7 @@ pub(crate) async fn fail_missed_deadlines(
 /// tasks, rows first), let the backend write them set-wise, then events,
 /// job rows (`RoundPlan::job_updates`), site versions and explanations.
 pub(crate) async fn write_round<B: Backend>(tx: &mut B::Tx<'_>, round: &RoundWrite) -> Result<()> {
-    let mut ids: Vec<&str> = round.placements.iter().map(|p| p.0.as_str()).collect();
+    let mut ids: Vec<&str> = round.placements.iter().map(|p| p.job.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
     let loaded = load::jobs(tx, &ids, true, false).await?;
@@ -295,7 +297,7 @@ pub(crate) async fn write_round<B: Backend>(tx: &mut B::Tx<'_>, round: &RoundWri
         .collect();
     let pending = load::pending_rows(tx, &ids).await?;
     let plan = plan_round::plan(&round.placements, &jobs, &pending);
-    B::write_placements(tx, &plan).await?;
+    B::write_placements(tx, &plan, round.at_ms).await?;
     let events: Vec<(&str, String)> = plan
         .placed
         .iter()
@@ -305,7 +307,9 @@ pub(crate) async fn write_round<B: Backend>(tx: &mut B::Tx<'_>, round: &RoundWri
         .collect();
     let updates = plan.job_updates(&jobs, &round.whys);
     let sites: Vec<&str> = plan.sites.iter().copied().collect();
-    B::write_round_rows(tx, &events, &updates, &sites, round.at_ms).await
+    B::write_round_rows(tx, &events, &updates, &sites, round.at_ms).await?;
+    // Pools last: after sites in the lock order.
+    super::prices::write(tx, &round.prices, round.at_ms).await
 }
 
 /// Rows for the never-placed tasks `low..high` of `job`, in `state`
