@@ -3,9 +3,12 @@
 //!
 //! Sign-in is stored by `suanwang login` in `config.toml` under the user's
 //! config directory (mode 0600); `SUANWANG_SERVER` and `SUANWANG_TOKEN`
-//! override it.
+//! override it. Named profiles (`suanwang --profile operator ...`, saved
+//! with `suanwang login --profile NAME`) sit beside it in the same file.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -58,11 +61,85 @@ pub fn config_path() -> anyhow::Result<PathBuf> {
     Ok(dir.join("suanwang").join("config.toml"))
 }
 
+/// The CLI's config file: the default sign-in at the top, and named
+/// profiles (`suanwang --profile NAME ...`) under `[profiles.NAME]`.
+#[derive(Clone, Default, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: String,
+    #[serde(default)]
+    pub token: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, Login>,
+}
+
+/// The longest profile name, and what one may contain.
+pub const PROFILE_LEN_MAX: usize = 64;
+
+/// The profile this process was asked for (`--profile` / `SUANWANG_PROFILE`),
+/// set once by `main` before any command runs.
+static PROFILE: OnceLock<Option<String>> = OnceLock::new();
+
+/// Selects the saved sign-in every later `load_login` and `save_login`
+/// uses; `None`: the default one.
+pub fn use_profile(profile: Option<String>) -> anyhow::Result<()> {
+    if let Some(name) = &profile {
+        check_profile(name)?;
+    }
+    PROFILE
+        .set(profile)
+        .map_err(|_| anyhow::anyhow!("the profile is chosen once"))
+}
+
+fn profile() -> Option<&'static str> {
+    PROFILE.get().and_then(|profile| profile.as_deref())
+}
+
+fn check_profile(name: &str) -> anyhow::Result<()> {
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if name.is_empty() || name.len() > PROFILE_LEN_MAX || !plain {
+        anyhow::bail!(
+            "--profile: {name:?} is not a profile name (1 to {PROFILE_LEN_MAX} of A-Z a-z 0-9 - _)"
+        );
+    }
+    Ok(())
+}
+
+fn read_config(path: &Path) -> anyhow::Result<Config> {
+    if !path.exists() {
+        return Ok(Config::default());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Saves `login` as the default sign-in, or as the profile chosen with
+/// `--profile`; the rest of the file is kept.
 pub fn save_login(login: &Login) -> anyhow::Result<PathBuf> {
+    save_login_as(profile(), login)
+}
+
+/// Saves `login` as profile `name` (`None`: the default sign-in).
+pub fn save_login_as(name: Option<&str>, login: &Login) -> anyhow::Result<PathBuf> {
     let path = config_path()?;
     let dir = path.parent().context("config path has a parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let text = toml::to_string(login)?;
+    let mut config = read_config(&path)?;
+    match name {
+        Some(name) => {
+            check_profile(name)?;
+            config.profiles.insert(name.to_owned(), login.clone());
+        }
+        None => {
+            config.server = login.server.clone();
+            config.token = login.token.clone();
+        }
+    }
+    let text = toml::to_string(&config)?;
     let temporary = path.with_extension("toml.tmp");
     {
         use std::io::Write as _;
@@ -83,14 +160,31 @@ pub fn save_login(login: &Login) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The sign-in to use. With `--profile NAME`: that saved profile, and
+/// nothing else (a profile that is not saved is an error naming the saved
+/// ones; `SUANWANG_SERVER` and `SUANWANG_TOKEN` do not override a profile
+/// asked for by name). Without: the default sign-in, then the environment.
 pub fn load_login() -> anyhow::Result<Login> {
-    let mut login = match config_path() {
-        Ok(path) if path.exists() => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?
-        }
-        _ => Login::default(),
+    let path = config_path();
+    if let Some(name) = profile() {
+        let path = path?;
+        let config = read_config(&path)?;
+        return config.profiles.get(name).cloned().ok_or_else(|| {
+            let saved: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+            anyhow::anyhow!(
+                "--profile: no profile {name:?} in {} (saved: {}); save one with `suanwang login --profile {name} SERVER TOKEN`",
+                path.display(),
+                if saved.is_empty() { "none".to_owned() } else { saved.join(", ") }
+            )
+        });
+    }
+    let config = match path {
+        Ok(path) => read_config(&path)?,
+        Err(_) => Config::default(),
+    };
+    let mut login = Login {
+        server: config.server,
+        token: config.token,
     };
     if let Ok(server) = std::env::var("SUANWANG_SERVER") {
         login.server = server;

@@ -29,6 +29,9 @@ mod work;
     about = "suanwang (算网): a national compute-power network"
 )]
 struct Cli {
+    /// A saved sign-in to use instead of the default one (`login --profile NAME` saves one).
+    #[arg(long, global = true, env = "SUANWANG_PROFILE")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -97,6 +100,10 @@ fn block_on(future: impl std::future::Future<Output = anyhow::Result<u8>>) -> an
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(error) = client::use_profile(cli.profile) {
+        out::warn(format!("error: {error:#}"));
+        return ExitCode::from(exit::INPUT);
+    }
     let result = match cli.command {
         Command::Place(place::PlaceCommand::Export(args)) => block_on(remote::export(args.output)),
         Command::Place(command) => place::run(command),

@@ -23,7 +23,7 @@ use suanwang_server::auth::{new_token, Secret};
 use suanwang_server::{Database, Settings};
 use tokio::sync::watch;
 
-use crate::client::{save_login, Login};
+use crate::client::{save_login_as, Login};
 use crate::exit;
 
 #[derive(Debug, Args)]
@@ -319,10 +319,29 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         }
     }
     if !args.no_login {
-        save_login(&Login {
-            server: url.clone(),
-            token: up.tenant_token.clone(),
-        })?;
+        // The demo tenant is the default sign-in; the operator and the
+        // provider are profiles: `suanwang --profile operator wallet topup`.
+        save_login_as(
+            None,
+            &Login {
+                server: url.clone(),
+                token: up.tenant_token.clone(),
+            },
+        )?;
+        save_login_as(
+            Some("operator"),
+            &Login {
+                server: url.clone(),
+                token: up.operator_token.clone(),
+            },
+        )?;
+        save_login_as(
+            Some("provider"),
+            &Login {
+                server: url.clone(),
+                token: up.provider_token.clone(),
+            },
+        )?;
     }
 
     let cpus = std::thread::available_parallelism()
@@ -405,15 +424,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
          ({VIRTUAL_MODEL_PREFIX}*) are in no catalogue, so their usage rates 0 SCU, flagged unrated."
     ));
     if !args.no_login {
-        say("this CLI is signed in as the demo tenant; try, in another terminal:");
+        say("this CLI is signed in as the demo tenant (profiles operator and provider are saved too); try, in another terminal:");
     } else {
         say(format!("demo tenant token: in {}", up_path.display()));
     }
+    say("  suanwang market");
+    say("  suanwang job quote examples/render.toml");
     say("  suanwang job submit examples/hello.toml --wait");
     say("  suanwang job submit examples/render.toml --wait");
     say("  suanwang job submit examples/training.toml --wait    # every file in examples/ runs here");
     say("  suanwang job list");
     say("  suanwang meter usage --job JOB_ID");
+    say("  suanwang --profile provider site list");
     say("Ctrl-C stops everything.");
 
     crate::serve::shutdown_signal().await;

@@ -183,7 +183,7 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub operator: String,
-    cli_config: PathBuf,
+    pub cli_config: PathBuf,
     log: Arc<Mutex<String>>,
     http: reqwest::Client,
 }

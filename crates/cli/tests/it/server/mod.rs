@@ -37,6 +37,7 @@ mod lease;
 mod lifecycle;
 mod market;
 mod paging;
+mod profiles;
 mod roles;
 mod system;
 mod text;
