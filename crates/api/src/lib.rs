@@ -947,3 +947,130 @@ pub struct QuoteLine {
     pub transfer_micro_yuan: i64,
     pub total_micro_yuan: i64,
 }
+
+/// One bill line: one usage record rated at the price its attempt was
+/// placed at. Money is integer micro-yuan, energy whole Wh, carbon whole
+/// grams of CO2e (reported, never charged).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillLine {
+    /// The usage record's key: site, job, task, attempt, seq.
+    pub site: String,
+    pub job: String,
+    pub task: u64,
+    pub attempt: u32,
+    pub seq: u32,
+    pub pool: String,
+    pub units: u64,
+    pub wall_ms: u64,
+    /// Standard compute units, micro-SCU-hours, and the catalogue version.
+    pub scu_micro_hours: u64,
+    pub catalogue_version: String,
+    /// The price source: the round (its time) that placed the attempt on
+    /// `pool`, and the market price it cleared there.
+    pub placed_at_ms: i64,
+    pub price_micro_yuan_per_unit_hour: i64,
+    /// `units × wall_ms × price / 3,600,000`, the job's lines rounded so
+    /// their running total is the exact total rounded half up.
+    pub compute_micro_yuan: i64,
+    /// Data moved (billed with an attempt's first record) and its charge.
+    pub data_mb: u64,
+    pub transfer_micro_yuan_per_gb: i64,
+    pub transfer_micro_yuan: i64,
+    pub energy_wh: u64,
+    pub co2_g: u64,
+    pub rated_at_ms: i64,
+}
+
+/// Sums over every line the query selects (not just this page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillTotals {
+    pub lines: u64,
+    /// Σ units × wall_ms: the raw quantity, in unit-milliseconds.
+    pub unit_ms: u64,
+    pub scu_micro_hours: u64,
+    pub compute_micro_yuan: i64,
+    pub transfer_micro_yuan: i64,
+    pub total_micro_yuan: i64,
+    pub energy_wh: u64,
+    pub co2_g: u64,
+}
+
+/// A page of a bill.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct BillPage {
+    pub lines: Vec<BillLine>,
+    pub totals: BillTotals,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A tenant's wallet, integer micro-yuan. `available = balance − held`;
+/// holds and charges may use it down to `−credit_limit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WalletView {
+    pub tenant: String,
+    /// The ledger's asset: `CNY`.
+    pub asset: String,
+    /// False until the first top-up or credit: nothing was ever in it.
+    pub opened: bool,
+    /// Posted credits less posted debits.
+    pub balance_micro_yuan: i64,
+    /// Reserved by the holds of placed attempts.
+    pub held_micro_yuan: i64,
+    pub available_micro_yuan: i64,
+    /// The credit the operator granted: how far below zero it may go.
+    pub credit_limit_micro_yuan: i64,
+    /// Usage charged beyond what the wallet could pay: owed.
+    pub arrears_micro_yuan: i64,
+}
+
+/// A top-up by the operator. `topup_id` is the caller's: sending the same
+/// top-up again is harmless; the same id with another amount is refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUp {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub topup_id: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
+    pub amount_micro_yuan: i64,
+}
+
+/// The credit the operator grants a tenant (0 withdraws it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditLimit {
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    pub credit_limit_micro_yuan: i64,
+}
+
+/// What one pool of a provider earned from the usage rated on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EarningsLine {
+    pub site: String,
+    pub pool: String,
+    pub lines: u64,
+    /// Σ units × wall_ms, unit-milliseconds.
+    pub unit_ms: u64,
+    /// What tenants were billed for compute on the pool.
+    pub compute_micro_yuan: i64,
+    /// The platform's fee on it: `floor(compute × fee_bps / 10,000)`.
+    pub fee_micro_yuan: i64,
+    /// The provider's share: compute less the fee.
+    pub earned_micro_yuan: i64,
+}
+
+/// A provider's earnings, per pool, from bill lines; `settled_micro_yuan`
+/// is what its ledger earnings account has received so far.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EarningsPage {
+    pub provider: String,
+    pub fee_bps: i64,
+    pub pools: Vec<EarningsLine>,
+    pub earned_micro_yuan: i64,
+    pub settled_micro_yuan: i64,
+    pub next: Option<String>,
+}

@@ -36,6 +36,8 @@ pub enum BenchCommand {
     Round(RoundArgs),
     /// One agent running many short tasks (`true`) through the process executor.
     Agent(AgentBenchArgs),
+    /// Ledger transfers per second: the core in memory, then durable in batches.
+    Ledger(crate::bench_ledger::LedgerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +83,11 @@ pub struct RoundArgs {
     /// Rounds run: the first places every task, later ones find nothing new.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
+    /// Then report this many usage records per placed task (each site one
+    /// report of at most 10,000 at a time) and time their storing and
+    /// rating into bill lines; 0: none.
+    #[arg(long, default_value_t = 0)]
+    usage_per_task: u32,
     /// Where the database and the report are written.
     #[arg(long, default_value = "bench-out")]
     work_dir: PathBuf,
@@ -91,6 +98,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Submit(args) => submit(args).await,
         BenchCommand::Round(args) => round(args).await,
         BenchCommand::Agent(args) => agent(args).await,
+        BenchCommand::Ledger(args) => crate::bench_ledger::run(args).await,
     }
 }
 
@@ -505,7 +513,113 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
         store.backend(),
         first.unwrap_or(0.0)
     ));
+    if args.usage_per_task > 0 {
+        rate_usage(&store, &sites, args.usage_per_task).await?;
+    }
     Ok(exit::OK)
+}
+
+/// Reports `per_task` usage records of every placed task, site by site,
+/// 10,000 records per report, and prints how fast they were stored and
+/// rated (one bill line each, `core::bill::rate`).
+async fn rate_usage(
+    store: &std::sync::Arc<dyn suanwang_store::Store>,
+    sites: &std::collections::BTreeMap<&str, Vec<&suanwang_place::Pool>>,
+    per_task: u32,
+) -> anyhow::Result<()> {
+    const REPORT_RECORDS: usize = 10_000;
+    let mut records = Vec::new();
+    for index in 0..sites.len() {
+        let site = format!("site_{index:05}");
+        let (_, assigned) = store.assignments(&site).await?;
+        for task in assigned {
+            for seq in 0..per_task {
+                records.push((
+                    site.clone(),
+                    suanwang_store::UsageIn {
+                        job: task.job.clone(),
+                        task: task.task,
+                        attempt: task.attempt,
+                        seq,
+                        pool: task.pool.clone(),
+                        units: task.units,
+                        wall_ms: 60_000 + u64::from(seq),
+                        device_model: String::new(),
+                        scu_micro_hours: 0,
+                        scu_rated: false,
+                        catalogue_version: "bench".into(),
+                        energy_wh: 1,
+                        co2_g: 1,
+                    },
+                ));
+            }
+        }
+    }
+    // The rating rule alone, in memory: every record at a price, each job's
+    // carry moved on.
+    let started = std::time::Instant::now();
+    let mut carry: std::collections::HashMap<&str, suanwang_core::bill::rate::Carry> =
+        std::collections::HashMap::new();
+    let mut billed = 0i64;
+    for (_, record) in &records {
+        let carry = carry.entry(record.job.as_str()).or_default();
+        let (line, after) = suanwang_core::bill::rate::record(
+            &suanwang_core::bill::rate::Record {
+                units: record.units,
+                wall_ms: record.wall_ms,
+                seq: record.seq,
+                price: suanwang_core::price::AttemptPrice {
+                    price_micro_yuan_per_unit_hour: 350_000,
+                    transfer_micro_yuan_per_gb: 30_000,
+                    bid_micro_yuan_per_unit_hour: 400_000,
+                    data_mb: 1_000,
+                },
+            },
+            *carry,
+        );
+        *carry = after;
+        billed += line.compute_micro + line.transfer_micro;
+    }
+    let core_seconds = started.elapsed().as_secs_f64();
+    say(format!(
+        "{{\"bench\":\"rate-core\",\"records\":{},\"seconds\":{core_seconds:.4},\"records_per_s\":{:.0},\"billed_micro\":{billed}}}",
+        records.len(),
+        records.len() as f64 / core_seconds.max(1e-9)
+    ));
+    let started = std::time::Instant::now();
+    let mut accepted = 0u64;
+    let mut start = 0;
+    while start < records.len() {
+        let site = records[start].0.clone();
+        let end = records[start..]
+            .iter()
+            .position(|(s, _)| *s != site)
+            .map_or(records.len(), |offset| start + offset)
+            .min(start + REPORT_RECORDS);
+        let batch: Vec<suanwang_store::UsageIn> =
+            records[start..end].iter().map(|(_, r)| r.clone()).collect();
+        let (_, outcomes) = store
+            .report(&site, &[], &batch, suanwang_server::now_ms())
+            .await?;
+        accepted += outcomes
+            .iter()
+            .filter(|o| **o == suanwang_store::ItemOutcome::Accepted)
+            .count() as u64;
+        start = end;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let totals = store
+        .bill_totals(&suanwang_store::BillFilter::default())
+        .await?;
+    anyhow::ensure!(totals.lines == accepted, "one bill line per stored record");
+    say(format!(
+        "{{\"bench\":\"rate\",\"db\":\"{}\",\"records\":{},\"accepted\":{accepted},\"lines\":{},\"seconds\":{seconds:.3},\"records_per_s\":{:.0}}}",
+        store.backend(),
+        records.len(),
+        totals.lines,
+        accepted as f64 / seconds.max(1e-9)
+    ));
+    Ok(())
 }
 
 /// Server and one agent in this process, on a fresh SQLite file; one job of

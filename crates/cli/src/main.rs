@@ -10,6 +10,7 @@ mod agent_cmd;
 mod bench;
 mod bench_api;
 mod bench_ledger;
+mod bill;
 mod client;
 mod market;
 mod memory;
@@ -20,6 +21,7 @@ mod remote;
 mod serve;
 mod sim_cmd;
 mod up;
+mod wallet;
 mod work;
 
 #[derive(Debug, Parser)]
@@ -61,6 +63,14 @@ enum Command {
     Topology(remote::WithOutput<remote::TopologyCommand>),
     /// Submit, follow and cancel jobs.
     Job(remote::WithOutput<remote::JobCommand>),
+    /// Your bill: lines per usage record with price, source, energy and carbon; totals.
+    #[command(subcommand)]
+    Bill(bill::BillCommand),
+    /// A provider's earnings per pool, from the usage rated on its sites.
+    #[command(subcommand)]
+    Earnings(bill::EarningsCommand),
+    /// Wallets: balance, holds and credit; top-ups and credit by the operator.
+    Wallet(remote::WithOutput<wallet::WalletCommand>),
     /// The network's pools: prices (list, clearing, per SCU-hour) and free capacity.
     Market(market::MarketArgs),
     /// Metering: the device catalogue and usage in standard compute units.
@@ -118,6 +128,9 @@ fn main() -> ExitCode {
         Command::Topology(c) => block_on(remote::topology(c.command, c.output)),
         Command::Job(c) => block_on(remote::job(c.command, c.output)),
         Command::Market(args) => block_on(market::run(args)),
+        Command::Bill(command) => block_on(bill::run(command)),
+        Command::Earnings(command) => block_on(bill::earnings(command)),
+        Command::Wallet(c) => block_on(wallet::run(c.command, c.output)),
         Command::Meter(c) => meter::run(c.command, c.output),
         Command::Bench(command) => block_on(bench_api::run(command)),
         Command::Work(command) => work::run(command),

@@ -42,14 +42,7 @@ impl From<KindArg> for ResourceKind {
     }
 }
 
-/// Micro-yuan as yuan with six decimals, trailing zeros trimmed (`2.5`).
-pub fn yuan(micro: i64) -> String {
-    let sign = if micro < 0 { "-" } else { "" };
-    let micro = micro.unsigned_abs();
-    let text = format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{sign}{text}")
-}
+pub use suanwang_core::money::yuan_text as yuan;
 
 pub async fn run(args: MarketArgs) -> anyhow::Result<u8> {
     let client = client()?;
@@ -143,19 +136,4 @@ fn table(pools: &[MarketPool]) -> Vec<String> {
         pools.len()
     ));
     lines
-}
-
-#[cfg(test)]
-mod tests {
-    use super::yuan;
-
-    #[test]
-    fn micro_yuan_print_as_yuan() {
-        assert_eq!(yuan(2_500_000), "2.5");
-        assert_eq!(yuan(350_000), "0.35");
-        assert_eq!(yuan(1), "0.000001");
-        assert_eq!(yuan(0), "0");
-        assert_eq!(yuan(-1_200_000), "-1.2");
-        assert_eq!(yuan(12_000_000), "12");
-    }
 }

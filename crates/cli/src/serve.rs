@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// Where the SQLite database lives [default: the user's data directory + /suanwang].
     #[arg(long, env = "SUANWANG_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// A TOML file with any of: listen, db, data_dir, lease_ttl_s, round_interval_ms, rate_limit_per_s, rate_limit_burst, commit_writers, idempotency_retention_s.
+    /// A TOML file with any of: listen, db, data_dir, lease_ttl_s, round_interval_ms, rate_limit_per_s, rate_limit_burst, commit_writers, idempotency_retention_s, platform_fee_bps.
     #[arg(long, env = "SUANWANG_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -42,6 +42,8 @@ struct FileConfig {
     rate_limit_burst: Option<u32>,
     commit_writers: Option<usize>,
     idempotency_retention_s: Option<u64>,
+    /// The platform's fee on compute, basis points (500 = 5 %).
+    platform_fee_bps: Option<i64>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -115,6 +117,10 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
             "idempotency_retention_s: must be 1 to {max_s}"
         );
         settings.idempotency_retention = Duration::from_secs(retention_s);
+    }
+    if let Some(bps) = file.platform_fee_bps {
+        settings.money = suanwang_core::bill::MoneyConfig::new(bps)
+            .context("platform_fee_bps: must be 0 to 10000 (basis points)")?;
     }
     Ok(ServeConfig {
         listen,

@@ -194,6 +194,9 @@ fn site_pools(site: &DemoSite, cores: u64) -> Vec<PoolSpec> {
     pools
 }
 
+/// What `up` puts in the demo tenant's wallet: 1,000 yuan.
+const DEMO_TOPUP_MICRO_YUAN: i64 = 1_000_000_000;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpFile {
@@ -294,6 +297,29 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         up.tenant_token = tenant.token;
         write_private(&up_path, &serde_json::to_string_pretty(&up)?)?;
     }
+    // The demo tenant's wallet, topped up once (the id makes a restart's
+    // top-up the same one), so every money command can be tried locally.
+    let demo: suanwang_api::WhoAmI = {
+        let response = http
+            .get(format!("{url}/v1/whoami"))
+            .bearer_auth(&up.tenant_token)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        anyhow::ensure!(status.is_success(), "{url}/v1/whoami: {status}: {text}");
+        serde_json::from_str(&text)?
+    };
+    let _: suanwang_api::WalletView = post(
+        &http,
+        &format!("{url}/v1/tenants/{}/wallet/topups", demo.principal.id),
+        &up.operator_token,
+        serde_json::to_value(suanwang_api::TopUp {
+            topup_id: "up-demo".into(),
+            amount_micro_yuan: DEMO_TOPUP_MICRO_YUAN,
+        })?,
+    )
+    .await?;
     if up.provider_token.is_empty() {
         let provider: PrincipalCreated = post(
             &http,
@@ -435,6 +461,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     say("  suanwang job submit examples/training.toml --wait    # every file in examples/ runs here");
     say("  suanwang job list");
     say("  suanwang meter usage --job JOB_ID");
+    say("  suanwang bill show --job JOB_ID");
+    say("  suanwang wallet show");
     say("  suanwang --profile provider site list");
     say("Ctrl-C stops everything.");
 

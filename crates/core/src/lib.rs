@@ -4,6 +4,7 @@
 //! It reads wire types (`suanwang-api`) as *input* to validation and turns
 //! them into domain types; it never serialises anything itself.
 
+pub mod bill;
 pub mod deadline;
 pub mod error;
 pub mod lifecycle;

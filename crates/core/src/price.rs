@@ -59,6 +59,9 @@ pub struct AttemptPrice {
     pub transfer_micro_yuan_per_gb: i64,
     /// The job's bid, for the record: `price <= bid` always.
     pub bid_micro_yuan_per_unit_hour: i64,
+    /// The job's data, whole megabytes, moved once per attempt
+    /// (`data_mb × transfer / 1,000` is the attempt's transfer charge).
+    pub data_mb: u64,
 }
 
 /// Milliseconds in an hour: prices are per unit-hour, meters count ms.
@@ -104,10 +107,10 @@ pub fn transfer_charge_micro(data_mb: u64, micro_yuan_per_gb: i64) -> i64 {
 /// What one attempt is expected to cost at placement: its units for the
 /// job's estimated hours at the attempt's price, plus moving its data
 /// once. What a hold reserves and a quote shows.
-pub fn estimate_micro(units: u64, hours_ms: u64, data_mb: u64, price: &AttemptPrice) -> i64 {
+pub fn estimate_micro(units: u64, hours_ms: u64, price: &AttemptPrice) -> i64 {
     compute_micro(units, hours_ms, price.price_micro_yuan_per_unit_hour)
         .checked_add(transfer_charge_micro(
-            data_mb,
+            price.data_mb,
             price.transfer_micro_yuan_per_gb,
         ))
         .expect("bounded amounts")
@@ -279,8 +282,9 @@ mod tests {
             price_micro_yuan_per_unit_hour: 2_500_000,
             transfer_micro_yuan_per_gb: 30_000,
             bid_micro_yuan_per_unit_hour: 3_000_000,
+            data_mb: 1_500,
         };
-        assert_eq!(estimate_micro(2, 1_800_000, 1_500, &price), 2_545_000);
+        assert_eq!(estimate_micro(2, 1_800_000, &price), 2_545_000);
     }
 
     #[test]

@@ -191,6 +191,26 @@ pub fn plan(topology: &Topology, pools: &[RoundPool], jobs: &[RoundJob]) -> (Pro
     (problem, plan)
 }
 
+/// What a task of `def` placed on `pool` at the pool's market price pays:
+/// that price, the topology's transfer price from the job's data region
+/// to the pool's, its bid, and its data.
+pub fn attempt_price(
+    topology: &Topology,
+    pool: &RoundPool,
+    def: &JobDef,
+    market_micro_yuan_per_unit_hour: i64,
+) -> AttemptPrice {
+    let regions = topology.regions.len();
+    AttemptPrice {
+        price_micro_yuan_per_unit_hour: market_micro_yuan_per_unit_hour,
+        transfer_micro_yuan_per_gb: price::transfer_micro(
+            topology.transfer_yuan_per_gb[def.data_region * regions + pool.region],
+        ),
+        bid_micro_yuan_per_unit_hour: def.bid_micro_yuan_per_unit_hour,
+        data_mb: price::data_mb(def.data_gb),
+    }
+}
+
 fn plan_of(
     topology: &Topology,
     pools: &[RoundPool],
@@ -213,7 +233,6 @@ fn plan_of(
         .map(|pool| pool.price_micro_yuan_per_unit_hour)
         .collect();
     let prices = price::prices(&list, &solution.prices_yuan_per_unit_hour, &won);
-    let regions = topology.regions.len();
     let placements: Vec<Placement> = solution
         .assignments
         .iter()
@@ -226,14 +245,12 @@ fn plan_of(
                 job: assignment.class,
                 pool: assignment.pool,
                 count: assignment.count,
-                price: AttemptPrice {
-                    price_micro_yuan_per_unit_hour: prices[assignment.pool]
-                        .market_micro_yuan_per_unit_hour(),
-                    transfer_micro_yuan_per_gb: price::transfer_micro(
-                        topology.transfer_yuan_per_gb[def.data_region * regions + pool.region],
-                    ),
-                    bid_micro_yuan_per_unit_hour: def.bid_micro_yuan_per_unit_hour,
-                },
+                price: attempt_price(
+                    topology,
+                    pool,
+                    def,
+                    prices[assignment.pool].market_micro_yuan_per_unit_hour(),
+                ),
             }
         })
         .collect();

@@ -34,7 +34,7 @@ pub use state::{AppState, Settings};
 
 use auth::{hash_token, new_id, new_token, RateLimiter, Secret, TokenCache};
 use commit::GroupCommit;
-use routes::{jobs, market, principals, quote, sites, system, topology};
+use routes::{bills, earnings, jobs, market, principals, quote, sites, system, topology, wallet};
 
 /// Milliseconds since the Unix epoch: the one wall clock of the server.
 pub fn now_ms() -> i64 {
@@ -303,6 +303,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/usage", get(jobs::usage))
         .route("/market", get(market::list))
+        .route("/bills", get(bills::list))
+        .route("/earnings", get(earnings::list))
+        .route("/wallet", get(wallet::own))
+        .route("/tenants/{id}/wallet", get(wallet::show))
+        .route("/tenants/{id}/wallet/topups", post(wallet::topup))
+        .route("/tenants/{id}/wallet/credit", put(wallet::credit))
         .route("/place/export", get(system::export))
         .route("/openapi.json", get(system::openapi));
     Router::new()

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use crate::routes::{jobs, market, principals, quote, sites, system, topology};
+use crate::routes::{bills, earnings, jobs, market, principals, quote, sites, system, topology, wallet};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,7 +26,8 @@ use crate::routes::{jobs, market, principals, quote, sites, system, topology};
         topology::show, topology::replace,
         sites::create, sites::list, sites::get, sites::put_pools, sites::heartbeat, sites::assignments, sites::report,
         jobs::submit, jobs::list, jobs::get, jobs::why, jobs::cancel, jobs::tasks, jobs::events, jobs::usage,
-        quote::quote, market::list,
+        quote::quote, market::list, bills::list, earnings::list,
+        wallet::own, wallet::show, wallet::topup, wallet::credit,
         system::export,
     ),
     components(schemas(suanwang_api::ErrorBody, suanwang_api::ErrorDetail)),
@@ -290,7 +291,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 28);
+        assert_eq!(operations, 34);
         assert!(doc["components"]["schemas"]["ErrorDetail"].is_object());
     }
 

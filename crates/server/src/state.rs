@@ -35,6 +35,9 @@ pub struct Settings {
     /// How long an idempotency record answers a retried request; after it
     /// (and the next background prune) the same key is a new request.
     pub idempotency_retention: Duration,
+    /// The platform's fee on compute (`core::bill::MoneyConfig`): the
+    /// provider earns the rest.
+    pub money: suanwang_core::bill::MoneyConfig,
 }
 
 impl Default for Settings {
@@ -47,6 +50,7 @@ impl Default for Settings {
             long_poll_max: Duration::from_secs(30),
             commit_writers: None,
             idempotency_retention: IDEMPOTENCY_RETENTION_DEFAULT,
+            money: suanwang_core::bill::MoneyConfig::new(0).expect("0 bps is a fee"),
         }
     }
 }

@@ -20,7 +20,7 @@ pub(crate) trait Backend: Send + Sync + Debug + 'static {
 
     /// A write transaction. Its lifetime is that of the connection it runs
     /// on: a pool's (`'static`), or the scheduling leader's.
-    type Tx<'c>: Tx;
+    type Tx<'c>: Tx + crate::sql::ledger::LedgerTx;
 
     /// A pool, one statement per connection.
     type Pooled<'p>: Conn

@@ -28,11 +28,16 @@ mod stores;
 pub use postgres::PgStore;
 pub use rows::*;
 pub use sqlite::SqliteStore;
-pub use stores::{JobStore, PrincipalStore, RoundStore, SiteStore};
+pub use stores::{BillStore, JobStore, LedgerStore, PrincipalStore, RoundStore, SiteStore};
+/// The ledger's own types (accounts, transfers, results), which
+/// [`LedgerStore`] takes and returns.
+pub use suanwang_ledger as ledger;
 
 /// The store's traits, for calling them on `Arc<dyn Store>`.
 pub mod prelude {
-    pub use crate::{JobStore, PrincipalStore, RoundStore, SiteStore, Store};
+    pub use crate::{
+        BillStore, JobStore, LedgerStore, PrincipalStore, RoundStore, SiteStore, Store,
+    };
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -80,7 +85,16 @@ pub const TRANSIENT_ATTEMPTS_MAX: u32 = 3;
 /// [`SqliteStore`] and [`PgStore`].
 #[async_trait]
 pub trait Store:
-    PrincipalStore + SiteStore + JobStore + RoundStore + Send + Sync + std::fmt::Debug + 'static
+    PrincipalStore
+    + SiteStore
+    + JobStore
+    + RoundStore
+    + LedgerStore
+    + BillStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

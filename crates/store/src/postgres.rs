@@ -110,8 +110,10 @@ static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE tasks t SET {} \
          FROM (SELECT *, $7::bigint AS placed_at_ms FROM unnest($1::text[], $2::bigint[], $3::text[], \
-                      $4::bigint[], $5::text[], $6::text[], $8::bigint[], $9::bigint[], $10::bigint[]) \
-               AS r(job, idx, state, attempt, pool, site, price_micro, transfer_micro_per_gb, bid_micro)) AS u \
+                      $4::bigint[], $5::text[], $6::text[], $8::bigint[], $9::bigint[], $10::bigint[], \
+                      $11::bigint[]) \
+               AS r(job, idx, state, attempt, pool, site, price_micro, transfer_micro_per_gb, bid_micro, \
+                    data_mb)) AS u \
          WHERE t.job = u.job AND t.idx = u.idx AND t.state = {}",
         PLACE_ROW_SET, *PENDING
     )
@@ -120,11 +122,11 @@ static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
 /// Rows of never-placed tasks a round places, from arrays of index ranges,
 /// all in the state and attempt `machine::round::first_placement` gives.
 const INSERT_PLACED: &str = "INSERT INTO tasks (job, idx, state, attempt, units, pool, site, \
-                        placed_at_ms, price_micro, transfer_micro_per_gb, bid_micro) \
-     SELECT i.job, g.idx, $7, $8, i.units, i.pool, i.site, $9, i.price, i.transfer, i.bid \
+                        placed_at_ms, price_micro, transfer_micro_per_gb, bid_micro, data_mb) \
+     SELECT i.job, g.idx, $7, $8, i.units, i.pool, i.site, $9, i.price, i.transfer, i.bid, i.data_mb \
      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], \
-                 $10::bigint[], $11::bigint[], $12::bigint[]) \
-          AS i(job, low, high, units, pool, site, price, transfer, bid), \
+                 $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[]) \
+          AS i(job, low, high, units, pool, site, price, transfer, bid, data_mb), \
           generate_series(i.low, i.high - 1) AS g(idx)";
 
 /// A round's events, from arrays of (job, detail).
@@ -222,7 +224,9 @@ impl Backend for PgStore {
             let (mut jobs, mut idxs, mut pools, mut sites) = (vec![], vec![], vec![], vec![]);
             let (mut states, mut attempts) = (vec![], vec![]);
             let (mut prices, mut transfers, mut bids) = (vec![], vec![], vec![]);
+            let mut data = vec![];
             for p in &plan.updates {
+                data.push(to_i64(p.price.data_mb));
                 prices.push(p.price.price_micro_yuan_per_unit_hour);
                 transfers.push(p.price.transfer_micro_yuan_per_gb);
                 bids.push(p.price.bid_micro_yuan_per_unit_hour);
@@ -244,6 +248,7 @@ impl Backend for PgStore {
                 .bind(&prices)
                 .bind(&transfers)
                 .bind(&bids)
+                .bind(&data)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
@@ -270,8 +275,10 @@ impl Backend for PgStore {
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
             );
+            let mut data = Vec::with_capacity(n);
             let mut rows = 0u64;
             for insert in &plan.inserts {
+                data.push(to_i64(insert.price.data_mb));
                 prices.push(insert.price.price_micro_yuan_per_unit_hour);
                 transfers.push(insert.price.transfer_micro_yuan_per_gb);
                 bids.push(insert.price.bid_micro_yuan_per_unit_hour);
@@ -297,6 +304,7 @@ impl Backend for PgStore {
                 .bind(&prices)
                 .bind(&transfers)
                 .bind(&bids)
+                .bind(&data)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();

@@ -251,6 +251,10 @@ pub struct UsageIn {
     pub scu_rated: bool,
     /// The catalogue version the record was rated with.
     pub catalogue_version: String,
+    /// What it drew, from the pool's power, PUE and grid
+    /// (`core::bill::rate::energy`): reported on bills, never charged.
+    pub energy_wh: u64,
+    pub co2_g: u64,
 }
 
 /// The outcome of one report item: the state machine's own type.
@@ -412,4 +416,67 @@ pub struct LedgerCheck {
     pub accounts: u64,
     pub transfers: u64,
     pub open_pendings: u64,
+}
+
+/// Which bill lines to read: a tenant's (or everyone's, for the
+/// operator), of one job, rated within `[from_ms, to_ms)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BillFilter {
+    pub tenant: Option<String>,
+    pub job: Option<String>,
+    pub rated_ms: Option<(i64, i64)>,
+}
+
+/// Where a page of bill lines starts: after this line's key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BillCursor {
+    pub job: String,
+    pub task: u64,
+    pub attempt: u32,
+    pub seq: u32,
+    pub site: String,
+}
+
+/// One bill line: a usage record rated (`core::bill::rate`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillLineRow {
+    pub key: BillCursor,
+    pub tenant: String,
+    pub pool: String,
+    pub units: u64,
+    pub wall_ms: u64,
+    pub placed_at_ms: i64,
+    pub price_micro: i64,
+    pub compute_micro: i64,
+    pub data_mb: u64,
+    pub transfer_micro_per_gb: i64,
+    pub transfer_micro: i64,
+    pub energy_wh: u64,
+    pub co2_g: u64,
+    pub scu_micro_hours: u64,
+    pub catalogue_version: String,
+    pub rated_at_ms: i64,
+}
+
+/// The sums over every line a filter selects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BillTotals {
+    pub lines: u64,
+    pub unit_ms: u64,
+    pub compute_micro: i64,
+    pub transfer_micro: i64,
+    pub energy_wh: u64,
+    pub co2_g: u64,
+    pub scu_micro_hours: u64,
+}
+
+/// What one pool earned: the sums of its bill lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EarningsRow {
+    pub site: String,
+    pub pool: String,
+    pub lines: u64,
+    pub unit_ms: u64,
+    pub compute_micro: i64,
+    pub transfer_micro: i64,
 }

@@ -125,7 +125,8 @@ static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
                       json_extract(value, '$[2]') AS state, json_extract(value, '$[3]') AS attempt, \
                       json_extract(value, '$[4]') AS pool, json_extract(value, '$[5]') AS site, \
                       json_extract(value, '$[6]') AS placed_at_ms, json_extract(value, '$[7]') AS price_micro, \
-                      json_extract(value, '$[8]') AS transfer_micro_per_gb, json_extract(value, '$[9]') AS bid_micro \
+                      json_extract(value, '$[8]') AS transfer_micro_per_gb, json_extract(value, '$[9]') AS bid_micro, \
+                      json_extract(value, '$[10]') AS data_mb \
                FROM json_each(?)) AS u \
          WHERE tasks.job = u.job AND tasks.idx = u.idx AND tasks.state = {}",
         PLACE_ROW_SET, *PENDING
@@ -138,15 +139,16 @@ static PLACE_ROWS: LazyLock<String> = LazyLock::new(|| {
 /// `machine::round::first_placement` gives, bound once. Sorted by primary key: tasks is
 /// a WITHOUT ROWID table, and appends in key order keep its B-tree pages
 /// full.
-const INSERT_PLACED: &str = "WITH RECURSIVE r(job, idx, high, units, pool, site, price, transfer, bid) AS ( \
+const INSERT_PLACED: &str = "WITH RECURSIVE r(job, idx, high, units, pool, site, price, transfer, bid, data_mb) AS ( \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
             json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-            json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]') \
+            json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
+            json_extract(value, '$[9]') \
      FROM json_each(?) \
-     UNION ALL SELECT job, idx + 1, high, units, pool, site, price, transfer, bid FROM r WHERE idx + 1 < high) \
+     UNION ALL SELECT job, idx + 1, high, units, pool, site, price, transfer, bid, data_mb FROM r WHERE idx + 1 < high) \
      INSERT INTO tasks (job, idx, state, attempt, units, pool, site, placed_at_ms, price_micro, \
-                        transfer_micro_per_gb, bid_micro) \
-     SELECT job, idx, ?, ?, units, pool, site, ?, price, transfer, bid FROM r ORDER BY job, idx";
+                        transfer_micro_per_gb, bid_micro, data_mb) \
+     SELECT job, idx, ?, ?, units, pool, site, ?, price, transfer, bid, data_mb FROM r ORDER BY job, idx";
 
 /// A round's events, from a JSON array of `[job, detail]`.
 static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
@@ -235,7 +237,8 @@ impl Backend for SqliteStore {
                             at_ms,
                             p.price.price_micro_yuan_per_unit_hour,
                             p.price.transfer_micro_yuan_per_gb,
-                            p.price.bid_micro_yuan_per_unit_hour
+                            p.price.bid_micro_yuan_per_unit_hour,
+                            p.price.data_mb
                         ])
                     })
                     .collect(),
@@ -274,7 +277,8 @@ impl Backend for SqliteStore {
                             i.site,
                             i.price.price_micro_yuan_per_unit_hour,
                             i.price.transfer_micro_yuan_per_gb,
-                            i.price.bid_micro_yuan_per_unit_hour
+                            i.price.bid_micro_yuan_per_unit_hour,
+                            i.price.data_mb
                         ])
                     })
                     .collect(),

@@ -11,10 +11,10 @@ use suanwang_core::lifecycle::JobState;
 use crate::backend::Backend;
 use crate::sql::{idempotency, jobs, lifecycle, market, prices, principals, rounds, sites, usage};
 use crate::{
-    AgentStatus, AssignmentRow, Audit, EventRow, Idem, IdemOutcome, ItemOutcome, JobRow,
-    MarketFilter, MarketRow, MissedDeadline, NewJob, NewToken, PoolRow, PoolSpecRow, PriceRow,
-    PrincipalRow, Result, Role, RoundInput, RoundWrite, SiteRow, StatusIn, TaskRow, TokenRow,
-    UsageIn, UsageKey, UsageRow,
+    AgentStatus, AssignmentRow, Audit, BillCursor, BillFilter, BillLineRow, BillTotals,
+    EarningsRow, EventRow, Idem, IdemOutcome, ItemOutcome, JobRow, MarketFilter, MarketRow,
+    MissedDeadline, NewJob, NewToken, PoolRow, PoolSpecRow, PriceRow, PrincipalRow, Result, Role,
+    RoundInput, RoundWrite, SiteRow, StatusIn, TaskRow, TokenRow, UsageIn, UsageKey, UsageRow,
 };
 
 /// Principals and their tokens.
@@ -334,5 +334,184 @@ impl<B: Backend> RoundStore for B {
 
     async fn apply_round(&self, round: &RoundWrite) -> Result<()> {
         <B as Backend>::apply_round(self, round).await
+    }
+}
+
+use crate::sql::ledger;
+use crate::{LedgerCheck, LedgerTransferRow};
+use suanwang_ledger::{
+    Account, AccountId, AccountResult, CreateResult, FloorChange, FloorError, NewAccount, Transfer,
+    TransferId,
+};
+
+/// The double-entry ledger (`suanwang_ledger`): accounts, transfers,
+/// expiries, and the check of the stored balances against the history.
+/// Each method is one transaction; the round's and the reports' writes call
+/// the same SQL inside their own (`sql::ledger::*_in`). The ledger keeps its
+/// own record (transfers are never changed; floor changes are kept), so
+/// these methods take no `Audit`.
+#[async_trait]
+pub trait LedgerStore {
+    /// Creates accounts: one result per account, in order (`Exists` for a
+    /// resend).
+    async fn create_accounts(
+        &self,
+        batch: &[NewAccount],
+        now_ms: i64,
+    ) -> Result<Vec<AccountResult>>;
+    /// Applies a batch of transfers at `now_ms`: one result per transfer,
+    /// in order; linked chains whole or not at all.
+    async fn create_transfers(&self, batch: &[Transfer], now_ms: i64) -> Result<Vec<CreateResult>>;
+    /// Changes an account's floor (credit granted or withdrawn), recorded.
+    async fn set_floor(
+        &self,
+        account: &AccountId,
+        floor_micro: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Result<FloorChange, FloorError>>;
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>>;
+    /// A page of the accounts whose id starts with `prefix`, in id order,
+    /// after `after`; at most `limit` (and 1,000).
+    async fn accounts(
+        &self,
+        prefix: &str,
+        after: Option<&AccountId>,
+        limit: u32,
+    ) -> Result<Vec<Account>>;
+    /// A page of an account's transfers in history order, after `after_seq`
+    /// (0: from the start); at most `limit` (and 1,000).
+    async fn transfers(
+        &self,
+        account: &AccountId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LedgerTransferRow>>;
+    /// A page of the open pendings due at or before `due_by_ms`, by
+    /// (expiry, id), after `after`.
+    async fn pendings_due(
+        &self,
+        due_by_ms: i64,
+        after: Option<(i64, &TransferId)>,
+        limit: u32,
+    ) -> Result<Vec<LedgerTransferRow>>;
+    /// Expires up to `limit` open pendings due at `now_ms`, soonest first;
+    /// returns the expiries created.
+    async fn expire_pending(&self, now_ms: i64, limit: u32) -> Result<Vec<TransferId>>;
+    /// Recomputes every balance from the history and compares: `Corrupt`
+    /// naming the first difference.
+    async fn ledger_check(&self) -> Result<LedgerCheck>;
+}
+
+#[async_trait]
+impl<B: Backend> LedgerStore for B {
+    async fn create_accounts(
+        &self,
+        batch: &[NewAccount],
+        now_ms: i64,
+    ) -> Result<Vec<AccountResult>> {
+        ledger::create_accounts(self, batch, now_ms).await
+    }
+
+    async fn create_transfers(&self, batch: &[Transfer], now_ms: i64) -> Result<Vec<CreateResult>> {
+        ledger::create_transfers(self, batch, now_ms).await
+    }
+
+    async fn set_floor(
+        &self,
+        account: &AccountId,
+        floor_micro: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Result<FloorChange, FloorError>> {
+        ledger::set_floor(self, account, floor_micro, now_ms).await
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>> {
+        ledger::account(self, id).await
+    }
+
+    async fn accounts(
+        &self,
+        prefix: &str,
+        after: Option<&AccountId>,
+        limit: u32,
+    ) -> Result<Vec<Account>> {
+        ledger::accounts(self, prefix, after, limit).await
+    }
+
+    async fn transfers(
+        &self,
+        account: &AccountId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LedgerTransferRow>> {
+        ledger::transfers(self, account, after_seq, limit).await
+    }
+
+    async fn pendings_due(
+        &self,
+        due_by_ms: i64,
+        after: Option<(i64, &TransferId)>,
+        limit: u32,
+    ) -> Result<Vec<LedgerTransferRow>> {
+        ledger::pendings_due(self, due_by_ms, after, limit).await
+    }
+
+    async fn expire_pending(&self, now_ms: i64, limit: u32) -> Result<Vec<TransferId>> {
+        ledger::expire_pending(self, now_ms, limit).await
+    }
+
+    async fn ledger_check(&self) -> Result<LedgerCheck> {
+        ledger::check(self).await
+    }
+}
+
+/// Bills: the lines usage was rated into (`core::bill::rate`, written by
+/// the report that stores the record) and their sums.
+#[async_trait]
+pub trait BillStore {
+    /// A page of the lines `filter` selects, in key order (job, task,
+    /// attempt, seq, site), after `after`.
+    async fn bill_lines(
+        &self,
+        filter: &BillFilter,
+        after: Option<&BillCursor>,
+        limit: u32,
+    ) -> Result<Vec<BillLineRow>>;
+    /// The sums over every line `filter` selects.
+    async fn bill_totals(&self, filter: &BillFilter) -> Result<BillTotals>;
+    /// What each pool of `provider`'s sites earned, from the lines rated
+    /// in `rated_ms`: a page of pools in id order after `after`.
+    async fn earnings(
+        &self,
+        provider: &str,
+        rated_ms: Option<(i64, i64)>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EarningsRow>>;
+}
+
+#[async_trait]
+impl<B: Backend> BillStore for B {
+    async fn bill_lines(
+        &self,
+        filter: &BillFilter,
+        after: Option<&BillCursor>,
+        limit: u32,
+    ) -> Result<Vec<BillLineRow>> {
+        crate::sql::bills::lines(&mut self.reader(), filter, after, limit).await
+    }
+
+    async fn bill_totals(&self, filter: &BillFilter) -> Result<BillTotals> {
+        crate::sql::bills::totals(&mut self.reader(), filter).await
+    }
+
+    async fn earnings(
+        &self,
+        provider: &str,
+        rated_ms: Option<(i64, i64)>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EarningsRow>> {
+        crate::sql::bills::earnings(&mut self.reader(), provider, rated_ms, after, limit).await
     }
 }

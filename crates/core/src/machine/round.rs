@@ -314,6 +314,7 @@ mod tests {
                     price_micro_yuan_per_unit_hour: 1_000_000,
                     transfer_micro_yuan_per_gb: 0,
                     bid_micro_yuan_per_unit_hour: 1_000_000,
+                    data_mb: 0,
                 },
             })
             .collect();

@@ -37,6 +37,7 @@ pub const SCRIPT_PRICE: AttemptPrice = AttemptPrice {
     price_micro_yuan_per_unit_hour: 1_000_000,
     transfer_micro_yuan_per_gb: 0,
     bid_micro_yuan_per_unit_hour: 2_000_000,
+    data_mb: 0,
 };
 
 pub fn pool_of(site: &str) -> String {

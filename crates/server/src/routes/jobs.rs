@@ -52,7 +52,7 @@ pub fn view(row: &JobRow) -> ApiResult<JobView> {
 }
 
 /// The job, if the caller may see it: its tenant or the operator.
-async fn visible_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<JobRow> {
+pub(crate) async fn visible_job(state: &AppState, caller: &Caller, id: &str) -> ApiResult<JobRow> {
     check_path_id(id)?;
     let job = state
         .store

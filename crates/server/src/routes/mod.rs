@@ -4,6 +4,8 @@
 //! not exist (`ApiError::not_found`), and only then is the request's body
 //! or query looked at (`json::JsonBody`, `query`).
 
+pub mod bills;
+pub mod earnings;
 pub mod jobs;
 pub mod market;
 pub mod principals;
@@ -11,6 +13,7 @@ pub mod quote;
 pub mod sites;
 pub mod system;
 pub mod topology;
+pub mod wallet;
 
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;

@@ -41,12 +41,7 @@ pub async fn quote(
     let mut cache = SpecCache::new();
     let prepared = prepare(&topology, input, &mut cache, now);
     let (pools, mut jobs) = (prepared.pools, prepared.jobs);
-    let (units, hours_ms, data_mb, tasks) = (
-        def.units,
-        price::hours_ms(def.hours),
-        price::data_mb(def.data_gb),
-        def.tasks,
-    );
+    let (units, hours_ms, tasks) = (def.units, price::hours_ms(def.hours), def.tasks);
     let quoted = jobs.len();
     jobs.push(RoundJob {
         id: QUOTED.to_owned(),
@@ -64,7 +59,7 @@ pub async fn quote(
     let mut lines = Vec::new();
     for placement in plan.placements.iter().filter(|p| p.job == quoted) {
         let pool = &pools[placement.pool];
-        let one = |price: &AttemptPrice| price::estimate_micro(units, hours_ms, data_mb, price);
+        let one = |price: &AttemptPrice| price::estimate_micro(units, hours_ms, price);
         let per_task_compute = price::compute_micro(
             units,
             hours_ms,

@@ -14,6 +14,7 @@ use suanwang_api::{
     PoolView, PutPools, ReportOutcome, Reports, ReportsAnswer, SiteCreated, SiteView, UsageReport,
     HEARTBEAT_OUTBOX_MAX, HEARTBEAT_TEXT_CHARS_MAX,
 };
+use suanwang_core::bill::rate::{energy, Energy};
 use suanwang_core::metering;
 use suanwang_core::spec::{resource_kind, validate_pools};
 use suanwang_place::Kind;
@@ -380,12 +381,20 @@ async fn rate_usage(
         return Ok(Vec::new());
     }
     let catalogue = metering::shipped().at(now);
-    let mut pools: HashMap<String, (Kind, String)> = HashMap::new();
+    let mut pools: HashMap<String, (Kind, String, Energy)> = HashMap::new();
     for pool in state.store.pool_specs(site).await? {
         // The stored spec says the kind, typed; one that does not read is
         // the server's fault (500), never a silently unrated record.
         let spec: PoolSpec = serde_json::from_str(&pool.spec).map_err(ApiError::internal)?;
-        pools.insert(pool.id, (resource_kind(spec.kind), spec.device_model));
+        let energy = Energy {
+            power_kw_per_unit: spec.power_kw_per_unit,
+            pue: spec.pue,
+            grid_kg_co2_per_kwh: spec.grid_kg_co2_per_kwh,
+        };
+        pools.insert(
+            pool.id,
+            (resource_kind(spec.kind), spec.device_model, energy),
+        );
     }
     usage
         .into_iter()
@@ -394,8 +403,11 @@ async fn rate_usage(
             storable(&format!("usage[{i}].task"), u.task)?;
             storable(&format!("usage[{i}].units"), u.units)?;
             storable(&format!("usage[{i}].wall_ms"), u.wall_ms)?;
+            let (energy_wh, co2_g) = pools
+                .get(&u.pool)
+                .map_or((0, 0), |(_, _, drawn)| energy(u.units, u.wall_ms, drawn));
             let rated = match pools.get(&u.pool) {
-                Some((kind, model)) => catalogue.rate(model, *kind, u.units, u.wall_ms),
+                Some((kind, model, _)) => catalogue.rate(model, *kind, u.units, u.wall_ms),
                 // Not this site's pool: the store rejects the record.
                 None => catalogue.rate("", Kind::Cpu, u.units, u.wall_ms),
             }
@@ -413,6 +425,8 @@ async fn rate_usage(
                 scu_micro_hours: rated.micro_scu_hours,
                 scu_rated: rated.unrated.is_none(),
                 catalogue_version: rated.catalogue_version,
+                energy_wh,
+                co2_g,
             })
         })
         .collect()

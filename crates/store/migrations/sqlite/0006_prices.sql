@@ -2,12 +2,14 @@
 --
 -- What each task's latest attempt was placed at: the round's time, its
 -- pool's market price per unit-hour (list + clearing), the price per GB of
--- moving the job's data to the pool's region, and the job's bid. NULL:
+-- moving the job's data to the pool's region, the job's bid and data. NULL:
 -- never placed (or placed before this migration, when no price was kept).
 ALTER TABLE tasks ADD COLUMN placed_at_ms INTEGER;
 ALTER TABLE tasks ADD COLUMN price_micro INTEGER CHECK (price_micro >= 0);
 ALTER TABLE tasks ADD COLUMN transfer_micro_per_gb INTEGER CHECK (transfer_micro_per_gb >= 0);
 ALTER TABLE tasks ADD COLUMN bid_micro INTEGER CHECK (bid_micro >= price_micro);
+-- The job's data in whole MB, moved (and billed) once per attempt.
+ALTER TABLE tasks ADD COLUMN data_mb INTEGER CHECK (data_mb >= 0);
 -- Each pool's latest price row (a copy of its newest pool_prices row, so
 -- the market view and the round read it without a scan). NULL: never
 -- offered in a round.

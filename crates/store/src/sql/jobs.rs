@@ -184,6 +184,7 @@ struct TaskSelect {
     price_micro: Option<i64>,
     transfer_micro_per_gb: Option<i64>,
     bid_micro: Option<i64>,
+    data_mb: Option<i64>,
 }
 
 impl TaskSelect {
@@ -194,18 +195,22 @@ impl TaskSelect {
             self.price_micro,
             self.transfer_micro_per_gb,
             self.bid_micro,
+            self.data_mb,
         ) {
-            (Some(at_ms), Some(price), Some(transfer), Some(bid)) => Ok(Some(PlacedAt {
-                at_ms,
-                price: AttemptPrice {
-                    price_micro_yuan_per_unit_hour: price,
-                    transfer_micro_yuan_per_gb: transfer,
-                    bid_micro_yuan_per_unit_hour: bid,
-                },
-            })),
-            (None, None, None, None) => Ok(None),
+            (Some(at_ms), Some(price), Some(transfer), Some(bid), Some(data_mb)) => {
+                Ok(Some(PlacedAt {
+                    at_ms,
+                    price: AttemptPrice {
+                        price_micro_yuan_per_unit_hour: price,
+                        transfer_micro_yuan_per_gb: transfer,
+                        bid_micro_yuan_per_unit_hour: bid,
+                        data_mb: int("tasks.data_mb", of, data_mb)?,
+                    },
+                }))
+            }
+            (None, None, None, None, None) => Ok(None),
             partial => Err(corrupt(
-                "tasks.placed_at_ms, price_micro, transfer_micro_per_gb, bid_micro",
+                "tasks.placed_at_ms, price_micro, transfer_micro_per_gb, bid_micro, data_mb",
                 of,
                 partial,
             )),
@@ -232,7 +237,7 @@ pub(crate) async fn tasks(
         .fetch_all(
             "SELECT t.idx, t.state, t.attempt, t.pool, t.site, t.exit_code, t.reason, \
              s.name AS site_name, s.region AS site_region, p.name AS pool_name, \
-             t.placed_at_ms, t.price_micro, t.transfer_micro_per_gb, t.bid_micro \
+             t.placed_at_ms, t.price_micro, t.transfer_micro_per_gb, t.bid_micro, t.data_mb \
              FROM tasks t LEFT JOIN sites s ON s.id = t.site LEFT JOIN pools p ON p.id = t.pool \
              WHERE t.job = ? AND t.idx >= ? ORDER BY t.idx LIMIT ?",
             &[

@@ -26,8 +26,10 @@ use suanwang_core::spec::JobKind;
 use crate::conn::Conn;
 use crate::{Audit, NewToken, Result, Role, StoreError};
 
+pub(crate) mod bills;
 pub(crate) mod idempotency;
 pub(crate) mod jobs;
+pub(crate) mod ledger;
 pub(crate) mod lifecycle;
 pub(crate) mod market;
 pub(crate) mod prices;

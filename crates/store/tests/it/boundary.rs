@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use suanwang_core::lifecycle::{EventKind, JobState, TaskState};
 use suanwang_core::spec::JobKind;
+use suanwang_store::ledger::{Asset, Phase, Side};
 use suanwang_store::Role;
 
 /// Every name a state, kind or role is stored as.
@@ -19,6 +20,9 @@ fn stored_names() -> Vec<&'static str> {
     names.extend(JobKind::ALL.map(JobKind::as_str));
     names.extend(Role::ALL.map(Role::as_str));
     names.extend(EventKind::ALL.map(EventKind::as_str));
+    names.extend(Phase::ALL.map(Phase::as_str));
+    names.extend(Side::ALL.map(Side::as_str));
+    names.extend(Asset::ALL.map(Asset::as_str));
     names.sort_unstable();
     names.dedup();
     names

@@ -462,6 +462,8 @@ pub fn usage(job: &str, task: u64, attempt: u32, seq: u32, pool: &str) -> UsageI
         scu_micro_hours: 2_666_667,
         scu_rated: true,
         catalogue_version: "2026-11".to_owned(),
+        energy_wh: 40,
+        co2_g: 20,
     }
 }
 

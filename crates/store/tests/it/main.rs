@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod bills;
 mod boundary;
 mod corrupt;
 mod deadlines;
@@ -11,6 +12,7 @@ mod jobs;
 mod kinds;
 mod leader;
 mod leases;
+mod ledger;
 mod locks;
 mod paging;
 mod prices;

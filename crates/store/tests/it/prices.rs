@@ -24,6 +24,7 @@ contract!(a_round_records_attempt_prices_and_pool_prices, |db| {
         price_micro_yuan_per_unit_hour: 2_750_000,
         transfer_micro_yuan_per_gb: 30_000,
         bid_micro_yuan_per_unit_hour: 3_000_000,
+        data_mb: 0,
     };
     store
         .apply_round(&RoundWrite {

@@ -333,6 +333,11 @@ impl Server {
         self.api(&self.operator)
     }
 
+    /// The operator's token, for CLI runs.
+    pub fn operator_token(&self) -> String {
+        self.operator.clone()
+    }
+
     /// The operator creates a tenant; the client carries its first token.
     pub async fn tenant(&self, name: &str) -> Principal {
         self.principal("tenants", name).await

@@ -41,3 +41,4 @@ mod profiles;
 mod roles;
 mod system;
 mod text;
+mod wallet;

@@ -42,7 +42,7 @@ pub(crate) const PLACE_ROW_SET: &str =
     "state = u.state, attempt = u.attempt, pool = u.pool, site = u.site, \
      exit_code = NULL, reason = NULL, output_tail = NULL, placed_at_ms = u.placed_at_ms, \
      price_micro = u.price_micro, transfer_micro_per_gb = u.transfer_micro_per_gb, \
-     bid_micro = u.bid_micro";
+     bid_micro = u.bid_micro, data_mb = u.data_mb";
 
 /// The `SET` clause of a round's one change to a `jobs` row, from a source
 /// row `u` (`machine::round::JobUpdate`: materialized, state, has_why, why).
@@ -135,7 +135,12 @@ pub(crate) async fn report(
     // The jobs whose tasks a status may change are locked (and counted);
     // usage changes no task, so its tasks are read without locks (a lock
     // on them here would break the lock order).
-    let mut locked: Vec<&str> = statuses.iter().map(|s| s.job.as_str()).collect();
+    // Usage jobs are locked too: rating moves each job's rounding carry.
+    let mut locked: Vec<&str> = statuses
+        .iter()
+        .map(|s| s.job.as_str())
+        .chain(records.iter().map(|u| u.job.as_str()))
+        .collect();
     locked.sort_unstable();
     locked.dedup();
     let mut view = View {
@@ -171,6 +176,7 @@ pub(crate) async fn report(
     let usage_in: Vec<Usage> = records.iter().map(usage_of).collect();
     let decided = report::report(&view, site, statuses, &usage_in);
     let mut usage_outcomes = Vec::with_capacity(records.len());
+    let mut stored = Vec::new();
     for (record, outcome) in records.iter().zip(decided.usage) {
         let outcome = match outcome {
             // The record's key makes a resend harmless: one stored by a
@@ -180,8 +186,13 @@ pub(crate) async fn report(
             }
             other => other,
         };
+        if outcome == Outcome::Accepted {
+            stored.push(record);
+        }
         usage_outcomes.push(outcome);
     }
+    // Billed exactly once: in the transaction that stores the record.
+    crate::sql::bills::rate_in(&mut tx, site, &stored, now_ms).await?;
     apply::changes(&mut tx, &decided.changes, now_ms).await?;
     tx.commit().await?;
     Ok((decided.statuses, usage_outcomes))
