@@ -187,8 +187,9 @@ pub async fn earnings(command: EarningsCommand) -> anyhow::Result<u8> {
         if let Some(after) = &after {
             query.append_pair("after", after);
         }
-        let page: suanwang_api::EarningsPage =
-            client.get(&format!("/v1/earnings?{}", query.finish())).await?;
+        let page: suanwang_api::EarningsPage = client
+            .get(&format!("/v1/earnings?{}", query.finish()))
+            .await?;
         pools.extend(page.pools.iter().cloned());
         match &page.next {
             Some(next) => after = Some(next.clone()),

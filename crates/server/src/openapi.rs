@@ -15,7 +15,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use crate::routes::{bills, earnings, jobs, market, principals, quote, sites, system, topology, wallet};
+use crate::routes::{
+    bills, earnings, jobs, market, principals, quote, sites, system, topology, wallet,
+};
 
 #[derive(OpenApi)]
 #[openapi(
