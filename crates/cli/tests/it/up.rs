@@ -209,6 +209,55 @@ fn every_example_runs_on_the_demo_network() {
         assert!(line.contains("(virtual)"), "{line}");
     }
 
+    // The money commands work from the first minute: the market lists the
+    // demo pools with prices, a quote of the render says where and for how
+    // much, and the demo tenant's wallet holds what `up` put in it.
+    // (Each agent registers its site's pools as it starts.)
+    let asked = Instant::now();
+    let mut market = up.cli_json(&["market"]);
+    while market.as_array().map_or(0, Vec::len) < 7 && asked.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(250));
+        market = up.cli_json(&["market"]);
+    }
+    let pools = market.as_array().expect("a list");
+    for pool in [
+        "guian-dc/cpu",
+        "qingpu-dc/gpu-nvidia",
+        "zhongwei-dc/hpc-x86",
+    ] {
+        let (site, name) = pool.split_once('/').unwrap();
+        let found = pools
+            .iter()
+            .find(|p| p["site_name"] == site && p["pool_name"] == name)
+            .unwrap_or_else(|| panic!("the market lists {pool}: {market:#}"));
+        assert!(
+            found["list_micro_yuan_per_unit_hour"].as_i64() > Some(0),
+            "{found}"
+        );
+    }
+    let render_file = example_files()
+        .into_iter()
+        .find(|f| f.ends_with("render.toml"))
+        .expect("examples/render.toml");
+    let quote = up.cli_json(&["job", "quote", render_file.to_str().unwrap()]);
+    // On a small machine the CPU pools hold a wave of frames, not all 24:
+    // the rest would wait, and the quote says why.
+    let placed = quote["tasks_placed"].as_u64().expect("tasks_placed");
+    assert!(
+        placed > 0 && placed <= quote["tasks"].as_u64().unwrap(),
+        "{quote:#}"
+    );
+    assert!(
+        placed == quote["tasks"].as_u64().unwrap() || quote["why"].is_string(),
+        "{quote:#}"
+    );
+    assert!(quote["total_micro_yuan"].as_i64() > Some(0), "{quote:#}");
+    assert!(!quote["lines"].as_array().unwrap().is_empty(), "{quote:#}");
+    let wallet = up.cli_json(&["wallet", "show"]);
+    assert_eq!(wallet["balance_micro_yuan"], 1_000_000_000, "{wallet}");
+    let (ok, _, stderr) = up.cli(&["--profile", "provider", "earnings", "show"]);
+    assert!(ok, "{stderr}");
+
     // Submit every example at once, as a user trying them all would.
     let files = example_files();
     assert!(files.len() >= 6, "{files:?}");
@@ -335,6 +384,41 @@ fn every_example_runs_on_the_demo_network() {
         }
     }
     assert_eq!(written, *frames);
+
+    // The render's bill: a line per usage record, totalling Σ units × wall
+    // time × each attempt's recorded market price, rounded once.
+    // (Every frame's last record may follow its final status by a report.)
+    let asked = Instant::now();
+    let mut records = usage(&up, render);
+    while (records.len() as u64) < *frames && asked.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(250));
+        records = usage(&up, render);
+    }
+    let tasks = up.cli_json(&["job", "tasks", render]);
+    let bill = up.cli_json(&["bill", "show", "--job", render]);
+    let records = usage(&up, render);
+    assert!(records.len() as u64 >= *frames, "{records:#?}");
+    assert_eq!(bill["lines"].as_array().map(Vec::len), Some(records.len()));
+    let mut exact: u128 = 0;
+    for record in &records {
+        let task = tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["index"] == record["task"])
+            .expect("the record's task");
+        let price = task["placed"]["price_micro_yuan_per_unit_hour"]
+            .as_u64()
+            .expect("a price");
+        exact += u128::from(record["units"].as_u64().unwrap())
+            * u128::from(record["wall_ms"].as_u64().unwrap())
+            * u128::from(price);
+    }
+    assert_eq!(
+        bill["totals"]["compute_micro_yuan"].as_u64(),
+        Some(((exact * 2 + 3_600_000) / 7_200_000) as u64),
+        "{bill:#}"
+    );
 
     // Work on the virtual pools is metered, and rated 0 SCU, unrated.
     for name in ["training.toml", "hpc.toml"] {
