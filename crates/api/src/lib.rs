@@ -1074,3 +1074,15 @@ pub struct EarningsPage {
     pub settled_micro_yuan: i64,
     pub next: Option<String>,
 }
+
+/// The ledger's stored balances checked against its history: every
+/// account's totals recomputed from its transfers, debits equal to credits,
+/// no account below its floor. A mismatch is not this answer: it is an
+/// error naming the account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerCheckView {
+    pub accounts: u64,
+    pub transfers: u64,
+    pub open_pendings: u64,
+}

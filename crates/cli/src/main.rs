@@ -69,6 +69,8 @@ enum Command {
     /// A provider's earnings per pool, from the usage rated on its sites.
     #[command(subcommand)]
     Earnings(bill::EarningsCommand),
+    /// The ledger: check every stored balance against its history (operator).
+    Ledger(remote::WithOutput<wallet::LedgerCommand>),
     /// Wallets: balance, holds and credit; top-ups and credit by the operator.
     Wallet(remote::WithOutput<wallet::WalletCommand>),
     /// The network's pools: prices (list, clearing, per SCU-hour) and free capacity.
@@ -131,6 +133,7 @@ fn main() -> ExitCode {
         Command::Bill(command) => block_on(bill::run(command)),
         Command::Earnings(command) => block_on(bill::earnings(command)),
         Command::Wallet(c) => block_on(wallet::run(c.command, c.output)),
+        Command::Ledger(c) => block_on(wallet::ledger(c.command, c.output)),
         Command::Meter(c) => meter::run(c.command, c.output),
         Command::Bench(command) => block_on(bench_api::run(command)),
         Command::Work(command) => work::run(command),

@@ -96,3 +96,22 @@ pub async fn run(command: WalletCommand, output: Output) -> anyhow::Result<u8> {
     }
     Ok(exit::OK)
 }
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute every balance from the ledger's history and compare (operator).
+    Check,
+}
+
+pub async fn ledger(command: LedgerCommand, output: Output) -> anyhow::Result<u8> {
+    let LedgerCommand::Check = command;
+    let checked: suanwang_api::LedgerCheckView = client()?.get("/v1/ledger/check").await?;
+    match output {
+        Output::Json => print_json(&checked)?,
+        Output::Text => say(format!(
+            "ledger consistent: {} accounts, {} transfers replayed, {} holds open",
+            checked.accounts, checked.transfers, checked.open_pendings
+        )),
+    }
+    Ok(exit::OK)
+}

@@ -34,7 +34,9 @@ pub use state::{AppState, Settings};
 
 use auth::{hash_token, new_id, new_token, RateLimiter, Secret, TokenCache};
 use commit::GroupCommit;
-use routes::{bills, earnings, jobs, market, principals, quote, sites, system, topology, wallet};
+use routes::{
+    bills, earnings, jobs, ledger, market, principals, quote, sites, system, topology, wallet,
+};
 
 /// Milliseconds since the Unix epoch: the one wall clock of the server.
 pub fn now_ms() -> i64 {
@@ -305,6 +307,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/market", get(market::list))
         .route("/bills", get(bills::list))
         .route("/earnings", get(earnings::list))
+        .route("/ledger/check", get(ledger::check))
         .route("/wallet", get(wallet::own))
         .route("/tenants/{id}/wallet", get(wallet::show))
         .route("/tenants/{id}/wallet/topups", post(wallet::topup))

@@ -16,7 +16,7 @@ use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::routes::{
-    bills, earnings, jobs, market, principals, quote, sites, system, topology, wallet,
+    bills, earnings, jobs, ledger, market, principals, quote, sites, system, topology, wallet,
 };
 
 #[derive(OpenApi)]
@@ -28,7 +28,7 @@ use crate::routes::{
         topology::show, topology::replace,
         sites::create, sites::list, sites::get, sites::put_pools, sites::heartbeat, sites::assignments, sites::report,
         jobs::submit, jobs::list, jobs::get, jobs::why, jobs::cancel, jobs::tasks, jobs::events, jobs::usage,
-        quote::quote, market::list, bills::list, earnings::list,
+        quote::quote, market::list, bills::list, earnings::list, ledger::check,
         wallet::own, wallet::show, wallet::topup, wallet::credit,
         system::export,
     ),
@@ -293,7 +293,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 34);
+        assert_eq!(operations, 35);
         assert!(doc["components"]["schemas"]["ErrorDetail"].is_object());
     }
 

@@ -7,6 +7,7 @@
 pub mod bills;
 pub mod earnings;
 pub mod jobs;
+pub mod ledger;
 pub mod market;
 pub mod principals;
 pub mod quote;

@@ -114,4 +114,14 @@ async fn wallets(db: Db) {
         .get("/v1/tenants/nobody/wallet")
         .await
         .not_found();
+
+    // Every stored balance replays from the history: one top-up so far.
+    let checked = server
+        .cli(&operator, &["ledger", "check", "--output", "json"])
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(checked["transfers"], 1, "{checked}");
+    assert!(checked["accounts"].as_u64() >= Some(6), "{checked}");
+    tenant.api.get("/v1/ledger/check").await.not_found();
 }
