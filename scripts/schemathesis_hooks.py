@@ -45,7 +45,12 @@ def _future(text):
 
 @schemathesis.hook
 def map_case(context, case):
-    if case.method.upper() == "POST" and case.path == "/v1/jobs" and isinstance(case.body, dict):
+    # A quote takes the job a submit would, with the same deadline rule.
+    if (
+        case.method.upper() == "POST"
+        and case.path in ("/v1/jobs", "/v1/jobs/quote")
+        and isinstance(case.body, dict)
+    ):
         if "deadline" in case.body:
             case.body["deadline"] = _future(case.body["deadline"])
     if case.headers:

@@ -239,6 +239,17 @@ pub fn document(topology: &suanwang_core::topology::Topology) -> serde_json::Val
         }
         _ => tracing::error!("OpenAPI document: PoolView is not allOf [PoolSpec, ...]"),
     }
+    // The market's region filter takes this deployment's region ids.
+    let region_parameter = doc
+        .pointer_mut("/paths/~1v1~1market/get/parameters")
+        .and_then(Value::as_array_mut)
+        .and_then(|parameters| parameters.iter_mut().find(|p| p["name"] == "region"));
+    match region_parameter {
+        Some(parameter) => {
+            parameter["schema"] = json!({"type": "string", "enum": regions.clone()});
+        }
+        None => tracing::error!("OpenAPI document: GET /v1/market has no region parameter"),
+    }
     doc
 }
 
@@ -300,6 +311,27 @@ mod tests {
     #[test]
     fn constraints_the_server_enforces_are_in_the_schema() {
         let doc = doc();
+        let parameter = |path: &str, name: &str| -> Value {
+            doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .and_then(|all| all.iter().find(|p| p["name"] == name).cloned())
+                .unwrap_or_else(|| panic!("{path} has a {name} parameter"))
+        };
+        let regions = parameter("/v1/market", "region")["schema"]["enum"].clone();
+        assert!(
+            regions
+                .as_array()
+                .is_some_and(|r| r.contains(&Value::from("guian"))),
+            "{regions}"
+        );
+        assert_eq!(parameter("/v1/market", "family")["schema"]["minLength"], 1);
+        for path in ["/v1/bills", "/v1/earnings"] {
+            let period = parameter(path, "period")["schema"]["pattern"].clone();
+            assert_eq!(
+                period, "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$",
+                "{path}"
+            );
+        }
         let schemas = &doc["components"]["schemas"];
         let job = &schemas["JobSpec"]["properties"];
         assert_eq!(job["tasks"]["minimum"], 1);

@@ -29,10 +29,16 @@ pub struct BillQuery {
     #[param(nullable = false, pattern = "^[A-Za-z0-9_-]{1,128}$")]
     pub job: Option<String>,
     /// Only lines rated in this UTC month, `YYYY-MM`.
-    #[param(nullable = false, pattern = "^[0-9]{4}-[0-9]{2}$")]
+    #[param(
+        nullable = false,
+        pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$"
+    )]
     pub period: Option<String>,
-    /// The `next` of the previous page.
-    #[param(nullable = false, max_length = 400)]
+    /// The `next` of the previous page: `job.task.attempt.seq.site`.
+    #[param(
+        nullable = false,
+        pattern = "^[A-Za-z0-9_-]{1,128}\\.[0-9]{1,19}\\.[0-9]{1,9}\\.[0-9]{1,9}\\.[A-Za-z0-9_-]{1,128}$"
+    )]
     pub after: Option<String>,
     /// Lines per page (default and most 1,000).
     #[param(nullable = false, minimum = 1, maximum = 1000)]

@@ -24,7 +24,10 @@ pub const PAGE_POOLS_MAX: u32 = 1_000;
 #[into_params(parameter_in = Query)]
 pub struct EarningsQuery {
     /// Only lines rated in this UTC month, `YYYY-MM`.
-    #[param(nullable = false, pattern = "^[0-9]{4}-[0-9]{2}$")]
+    #[param(
+        nullable = false,
+        pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$"
+    )]
     pub period: Option<String>,
     /// The `next` of the previous page: the last pool it listed.
     #[param(nullable = false, pattern = "^[A-Za-z0-9_-]{1,128}$")]

@@ -34,7 +34,7 @@ pub struct MarketQuery {
     #[param(nullable = false)]
     pub kind: Option<ResourceKind>,
     /// Only pools of this chip family (e.g. `x86`, `nvidia`, `ascend`).
-    #[param(nullable = false, max_length = 64)]
+    #[param(nullable = false, min_length = 1, max_length = 64)]
     pub family: Option<String>,
     /// Only pools of sites in this region (a topology region id).
     #[param(nullable = false)]
