@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use suanwang_core::bill::rate::{self, Carry};
-use suanwang_core::price::{self, AttemptPrice};
+use suanwang_core::price;
 
 use crate::conn::{Arg, Conn};
-use crate::sql::{corrupt, int, placeholders, values, Named, TaskOf, INSERT_ROWS_MAX};
+use crate::sql::{
+    corrupt, int, placeholders, values, Named, PlacedColumns, TaskOf, INSERT_ROWS_MAX,
+};
 use crate::{
     BillCursor, BillFilter, BillLineRow, BillTotals, EarningsRow, PlacedAt, Result, UsageIn,
 };
@@ -24,11 +26,8 @@ struct AttemptPriced {
     job: String,
     idx: i64,
     attempt: i64,
-    placed_at_ms: Option<i64>,
-    price_micro: Option<i64>,
-    transfer_micro_per_gb: Option<i64>,
-    bid_micro: Option<i64>,
-    data_mb: Option<i64>,
+    #[sqlx(flatten)]
+    placed: PlacedColumns,
 }
 
 /// Rates the usage records `accepted` (just stored, in report order): one
@@ -93,27 +92,7 @@ pub(crate) async fn rate_in(
             .await?;
         for row in rows {
             let of = TaskOf(&row.job, row.idx);
-            let priced = match (
-                row.placed_at_ms,
-                row.price_micro,
-                row.transfer_micro_per_gb,
-                row.bid_micro,
-                row.data_mb,
-            ) {
-                (Some(at_ms), Some(price), Some(transfer), Some(bid), Some(data_mb)) => {
-                    Some(PlacedAt {
-                        at_ms,
-                        price: AttemptPrice {
-                            price_micro_yuan_per_unit_hour: price,
-                            transfer_micro_yuan_per_gb: transfer,
-                            bid_micro_yuan_per_unit_hour: bid,
-                            data_mb: int("tasks.data_mb", of, data_mb)?,
-                        },
-                    })
-                }
-                (None, None, None, None, None) => None,
-                partial => return Err(corrupt("tasks.placed_at_ms, price_micro, …", of, partial)),
-            };
+            let priced = row.placed.read(of)?;
             prices.insert(
                 (row.job.clone(), int("tasks.idx", of, row.idx)?),
                 (int("tasks.attempt", of, row.attempt)?, priced),

@@ -7,11 +7,10 @@ use suanwang_core::lifecycle::{EventKind, JobState};
 use crate::backend::Backend;
 use crate::conn::{Arg, Conn, Tx};
 use crate::sql::{
-    corrupt, flag, idempotency, int, job_counts, known, nonzero, values, Named, StateCount, TaskOf,
-    INSERT_ROWS_MAX,
+    flag, idempotency, int, job_counts, known, nonzero, values, Named, PlacedColumns, StateCount,
+    TaskOf, INSERT_ROWS_MAX,
 };
-use crate::{EventRow, IdemOutcome, JobRow, NewJob, PlacedAt, Result, TaskRow};
-use suanwang_core::price::AttemptPrice;
+use crate::{EventRow, IdemOutcome, JobRow, NewJob, Result, TaskRow};
 
 /// Inserts the jobs (one row each, whatever their task count: lazy task
 /// rows) with their idempotency, audit and `submitted` event rows, in
@@ -180,42 +179,8 @@ struct TaskSelect {
     site_name: Option<String>,
     site_region: Option<String>,
     pool_name: Option<String>,
-    placed_at_ms: Option<i64>,
-    price_micro: Option<i64>,
-    transfer_micro_per_gb: Option<i64>,
-    bid_micro: Option<i64>,
-    data_mb: Option<i64>,
-}
-
-impl TaskSelect {
-    /// All four or none: a round writes them together.
-    fn placed(&self, of: TaskOf<'_>) -> Result<Option<PlacedAt>> {
-        match (
-            self.placed_at_ms,
-            self.price_micro,
-            self.transfer_micro_per_gb,
-            self.bid_micro,
-            self.data_mb,
-        ) {
-            (Some(at_ms), Some(price), Some(transfer), Some(bid), Some(data_mb)) => {
-                Ok(Some(PlacedAt {
-                    at_ms,
-                    price: AttemptPrice {
-                        price_micro_yuan_per_unit_hour: price,
-                        transfer_micro_yuan_per_gb: transfer,
-                        bid_micro_yuan_per_unit_hour: bid,
-                        data_mb: int("tasks.data_mb", of, data_mb)?,
-                    },
-                }))
-            }
-            (None, None, None, None, None) => Ok(None),
-            partial => Err(corrupt(
-                "tasks.placed_at_ms, price_micro, transfer_micro_per_gb, bid_micro, data_mb",
-                of,
-                partial,
-            )),
-        }
-    }
+    #[sqlx(flatten)]
+    placed: PlacedColumns,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -257,7 +222,7 @@ pub(crate) async fn tasks(
         .into_iter()
         .map(|row| {
             let of = TaskOf(job, row.idx);
-            let placed = row.placed(of)?;
+            let placed = row.placed.read(of)?;
             Ok(TaskRow {
                 placed,
                 index: int("tasks.idx", of, row.idx)?,

@@ -150,6 +150,47 @@ impl Display for TaskOf<'_> {
     }
 }
 
+/// A task row's record of its latest attempt's placement (migration
+/// 0006): all five columns or none, as the round writes them.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct PlacedColumns {
+    placed_at_ms: Option<i64>,
+    price_micro: Option<i64>,
+    transfer_micro_per_gb: Option<i64>,
+    bid_micro: Option<i64>,
+    data_mb: Option<i64>,
+}
+
+impl PlacedColumns {
+    pub(crate) fn read(&self, of: TaskOf<'_>) -> Result<Option<crate::PlacedAt>> {
+        match (
+            self.placed_at_ms,
+            self.price_micro,
+            self.transfer_micro_per_gb,
+            self.bid_micro,
+            self.data_mb,
+        ) {
+            (Some(at_ms), Some(price), Some(transfer), Some(bid), Some(data_mb)) => {
+                Ok(Some(crate::PlacedAt {
+                    at_ms,
+                    price: suanwang_core::price::AttemptPrice {
+                        price_micro_yuan_per_unit_hour: price,
+                        transfer_micro_yuan_per_gb: transfer,
+                        bid_micro_yuan_per_unit_hour: bid,
+                        data_mb: int("tasks.data_mb", of, data_mb)?,
+                    },
+                }))
+            }
+            (None, None, None, None, None) => Ok(None),
+            partial => Err(corrupt(
+                "tasks.placed_at_ms, price_micro, transfer_micro_per_gb, bid_micro, data_mb",
+                of,
+                partial,
+            )),
+        }
+    }
+}
+
 /// A stored value out of its domain.
 pub(crate) fn corrupt(column: &str, row: impl Display, value: impl Debug) -> StoreError {
     StoreError::Corrupt(format!("{column} of {row} is {value:?}"))
