@@ -33,6 +33,10 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Long-poll wait asked of the server.
 pub const POLL_WAIT_S: u64 = 10;
+/// How often the state is saved at least while attempts run, so that their
+/// run time measured so far survives a crash: an agent that dies loses at
+/// most this much of their measure (see `state::Attempt::measure`).
+pub const MEASURE_SAVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Starts per tick: a burst of assignments is started over a few ticks
 /// instead of stalling the loop.
 pub const STARTS_PER_TICK_MAX: usize = 256;
@@ -340,14 +344,17 @@ pub async fn run(
         starts_paused: false,
         said: said_tx,
     };
+    let mut saved = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
         }
         let assigned = assigned_rx.borrow().clone();
         let changed = reconciler.reconcile(&mut state, assigned.as_deref()).await;
-        if changed {
+        let running = state.attempts.values().any(|a| !a.finished);
+        if changed || (running && saved.elapsed() >= MEASURE_SAVE_INTERVAL) {
             reconciler.file.save(&state)?;
+            saved = tokio::time::Instant::now();
         }
         reconciler.flush(&api, &mut state).await?;
         let busy =
@@ -414,16 +421,19 @@ impl Reconciler {
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
-            let attempt = state.attempts.get(&key).expect("key from the map").clone();
-            let status = match self.executor.poll(&attempt.handle).await {
+            let handle = state.attempts[&key].handle.clone();
+            let status = match self.executor.poll(&handle).await {
                 Ok(status) => status,
                 Err(error) => {
                     tracing::warn!(%error, job = %key.job, task = key.task, "poll failed");
                     continue;
                 }
             };
-            let elapsed_ms =
-                u64::try_from(now_ms().saturating_sub(attempt.started_at_ms)).unwrap_or(0);
+            // Measured after the poll: an attempt seen ended has run at
+            // least this long.
+            let entry = state.attempts.get_mut(&key).expect("key from the map");
+            let elapsed_ms = entry.measure(std::time::Instant::now());
+            let attempt = entry.clone();
             let (final_state, exit_code, reason, wall_ms, tail) = match status {
                 TaskStatus::Queued | TaskStatus::Running => {
                     let interval_ms = self.config.usage_interval_s.saturating_mul(1_000);
@@ -589,22 +599,25 @@ impl Reconciler {
                 continue;
             }
             let spec = self.spec(assignment);
-            let started_at_ms = now_ms();
+            // Measured from before the start: never shorter than it ran.
+            let (started_at_ms, measured_from) = (now_ms(), std::time::Instant::now());
+            let attempt = |handle| {
+                Attempt::new(
+                    assignment.pool.clone(),
+                    assignment.units,
+                    handle,
+                    started_at_ms,
+                    measured_from,
+                )
+            };
             match self.executor.start(&spec).await {
                 Ok(handle) => {
                     state.attempts.insert(
                         (*key).clone(),
                         Attempt {
-                            pool: assignment.pool.clone(),
-                            units: assignment.units,
-                            handle,
-                            started_at_ms,
-                            finished: false,
-                            stopped: false,
                             wall_time_max_ms: u64::try_from(spec.wall_time_max.as_millis())
                                 .unwrap_or(u64::MAX),
-                            usage_seq: 0,
-                            usage_reported_ms: 0,
+                            ..attempt(handle)
                         },
                     );
                     state.outbox.statuses.push(StatusReport {
@@ -628,15 +641,8 @@ impl Reconciler {
                     state.attempts.insert(
                         (*key).clone(),
                         Attempt {
-                            pool: assignment.pool.clone(),
-                            units: assignment.units,
-                            handle: crate::executor::Handle(String::new()),
-                            started_at_ms,
                             finished: true,
-                            stopped: false,
-                            wall_time_max_ms: 0,
-                            usage_seq: 0,
-                            usage_reported_ms: 0,
+                            ..attempt(crate::executor::Handle(String::new()))
                         },
                     );
                     state.outbox.statuses.push(StatusReport {

@@ -10,6 +10,10 @@
 //! - `round` fills a store directly with a generated national scenario
 //!   (`--pools` pools, jobs totalling `--tasks` waiting tasks) and times one
 //!   scheduling round end to end: read, solve, explain, and persist.
+//!   With `--usage-per-task`, then reports that many usage records per
+//!   placed task through `Store::report` and times their storing and rating.
+//! - `bill` places jobs of `--tasks` tasks on one site, rates their usage,
+//!   and times the store reads of `bill show` for one of them.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
@@ -38,6 +42,32 @@ pub enum BenchCommand {
     Agent(AgentBenchArgs),
     /// Ledger transfers per second: the core in memory, then durable in batches.
     Ledger(crate::bench_ledger::LedgerArgs),
+    /// `bill show` for one large job: its usage rated, then the route's
+    /// store reads timed.
+    Bill(BillArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BillArgs {
+    /// sqlite (a fresh file under --work-dir) or a postgres:// URL of an empty database.
+    #[arg(long, default_value = "sqlite")]
+    db: String,
+    /// Tasks of each job.
+    #[arg(long, default_value_t = 10_000)]
+    tasks: u64,
+    /// Jobs of the one tenant, each of --tasks tasks; the bill shown is the
+    /// first one's, among the others' lines.
+    #[arg(long, default_value_t = 3)]
+    jobs: u32,
+    /// Usage records reported per task (each one bill line).
+    #[arg(long, default_value_t = 10)]
+    usage_per_task: u32,
+    /// Times each read is made; the median and the slowest are reported.
+    #[arg(long, default_value_t = 5)]
+    repeat: u32,
+    /// Where the database and the report are written.
+    #[arg(long, default_value = "bench-out")]
+    work_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +129,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Round(args) => round(args).await,
         BenchCommand::Agent(args) => agent(args).await,
         BenchCommand::Ledger(args) => crate::bench_ledger::run(args).await,
+        BenchCommand::Bill(args) => bill(args).await,
     }
 }
 
@@ -307,7 +338,8 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
     } else {
         Database::parse(Some(&args.db), &args.work_dir)?
     };
-    let opened = suanwang_server::open_store(&database).await?;
+    let opened =
+        suanwang_server::open_store(&database, suanwang_core::bill::MoneyConfig::FREE).await?;
     let store = opened.store.clone();
     let state = suanwang_server::state(store.clone(), Settings::default()).await?;
 
@@ -352,6 +384,28 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
         store
             .create_principal(principal, &token, &audit("create"))
             .await?;
+    }
+    // The tenant's wallet covers every hold the rounds make: a round with
+    // holds is what is measured.
+    {
+        use suanwang_core::bill::chart;
+        use suanwang_store::ledger::{codes, Transfer, TransferId};
+        let mut accounts = chart::system_accounts();
+        accounts.extend(chart::tenant_accounts(&tenant.id));
+        store.create_accounts(&accounts, at_ms).await?;
+        let topup = Transfer::new(
+            TransferId::new("topup:bench").expect("a plain id"),
+            chart::cash(),
+            chart::wallet(&tenant.id),
+            suanwang_store::ledger::AMOUNT_MICRO_MAX,
+            codes::TOPUP,
+        );
+        let result = store.create_transfers(&[topup], at_ms).await?;
+        anyhow::ensure!(
+            result[0].is_ok(),
+            "the bench tenant's top-up: {:?}",
+            result[0]
+        );
     }
     let mut sites: std::collections::BTreeMap<&str, Vec<&suanwang_place::Pool>> =
         Default::default();
@@ -514,7 +568,10 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
         first.unwrap_or(0.0)
     ));
     if args.usage_per_task > 0 {
-        rate_usage(&store, &sites, args.usage_per_task).await?;
+        let site_ids: Vec<String> = (0..sites.len())
+            .map(|index| format!("site_{index:05}"))
+            .collect();
+        rate_usage(&store, &site_ids, args.usage_per_task).await?;
     }
     Ok(exit::OK)
 }
@@ -524,14 +581,13 @@ async fn round(args: RoundArgs) -> anyhow::Result<u8> {
 /// rated (one bill line each, `core::bill::rate`).
 async fn rate_usage(
     store: &std::sync::Arc<dyn suanwang_store::Store>,
-    sites: &std::collections::BTreeMap<&str, Vec<&suanwang_place::Pool>>,
+    site_ids: &[String],
     per_task: u32,
 ) -> anyhow::Result<()> {
     const REPORT_RECORDS: usize = 10_000;
     let mut records = Vec::new();
-    for index in 0..sites.len() {
-        let site = format!("site_{index:05}");
-        let (_, assigned) = store.assignments(&site).await?;
+    for site in site_ids {
+        let (_, assigned) = store.assignments(site).await?;
         for task in assigned {
             for seq in 0..per_task {
                 records.push((
@@ -586,6 +642,10 @@ async fn rate_usage(
         records.len(),
         records.len() as f64 / core_seconds.max(1e-9)
     ));
+    // Each attempt's records claim `per_task` minutes and a little of wall
+    // time in all: the reports are made as if that much time had passed
+    // since the round placed them (the machine checks the window).
+    let later_ms = i64::from(per_task) * 61_000;
     let started = std::time::Instant::now();
     let mut accepted = 0u64;
     let mut start = 0;
@@ -599,7 +659,7 @@ async fn rate_usage(
         let batch: Vec<suanwang_store::UsageIn> =
             records[start..end].iter().map(|(_, r)| r.clone()).collect();
         let (_, outcomes) = store
-            .report(&site, &[], &batch, suanwang_server::now_ms())
+            .report(&site, &[], &batch, suanwang_server::now_ms() + later_ms)
             .await?;
         accepted += outcomes
             .iter()
@@ -622,6 +682,241 @@ async fn rate_usage(
     Ok(())
 }
 
+/// `bill show` for one job of `--tasks` tasks: one site, one pool with
+/// room for every job, one round placing them all, `--usage-per-task`
+/// records per task rated through `Store::report`; then the store reads of
+/// `GET /v1/bills?job=` (the job's row, the first page of lines, the
+/// totals), as the operator and as the tenant, and every page as
+/// `suanwang bill show` fetches them.
+async fn bill(args: BillArgs) -> anyhow::Result<u8> {
+    use suanwang_store::{BillCursor, BillFilter};
+    crate::serve::init_tracing();
+    anyhow::ensure!(
+        args.tasks > 0 && args.jobs > 0,
+        "--tasks and --jobs must be positive"
+    );
+    std::fs::create_dir_all(&args.work_dir)?;
+    let database = if args.db == "sqlite" {
+        let path = args
+            .work_dir
+            .join(format!("bill-{}.db", std::process::id()));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        Database::Sqlite(path)
+    } else {
+        Database::parse(Some(&args.db), &args.work_dir)?
+    };
+    let opened =
+        suanwang_server::open_store(&database, suanwang_core::bill::MoneyConfig::FREE).await?;
+    let store = opened.store.clone();
+    let state = suanwang_server::state(store.clone(), Settings::default()).await?;
+    let at_ms = suanwang_server::now_ms();
+    let audit = |action: &str| Audit {
+        at_ms,
+        principal: "bench".into(),
+        action: action.into(),
+        target: String::new(),
+        detail: String::new(),
+    };
+    for (id, role) in [("pro_bill", Role::Provider), ("ten_bill", Role::Tenant)] {
+        let principal = PrincipalRow {
+            id: id.into(),
+            role,
+            name: id.into(),
+            parent: None,
+            created_at_ms: at_ms,
+        };
+        let (_, hash) = new_token();
+        let token = suanwang_store::NewToken {
+            id: format!("tok_{id}"),
+            principal: id.into(),
+            name: "bench".into(),
+            hash,
+            created_at_ms: at_ms,
+        };
+        store
+            .create_principal(&principal, &token, &audit("create"))
+            .await?;
+    }
+    // The tenant's wallet covers every hold the round makes.
+    {
+        use suanwang_core::bill::chart;
+        use suanwang_store::ledger::{codes, Transfer, TransferId};
+        let mut accounts = chart::system_accounts();
+        accounts.extend(chart::tenant_accounts("ten_bill"));
+        store.create_accounts(&accounts, at_ms).await?;
+        let topup = Transfer::new(
+            TransferId::new("topup:bill").expect("a plain id"),
+            chart::cash(),
+            chart::wallet("ten_bill"),
+            suanwang_store::ledger::AMOUNT_MICRO_MAX,
+            codes::TOPUP,
+        );
+        let result = store.create_transfers(&[topup], at_ms).await?;
+        anyhow::ensure!(
+            result[0].is_ok(),
+            "the bench tenant's top-up: {:?}",
+            result[0]
+        );
+    }
+    let mut spec = hello();
+    let site = SiteRow {
+        id: "site_bill".into(),
+        provider: "pro_bill".into(),
+        name: "bill".into(),
+        region: spec.origin.clone(),
+        lease_expires_at_ms: None,
+        healthy: false,
+        version: 0,
+        agent: Default::default(),
+    };
+    let (_, hash) = new_token();
+    let token = suanwang_store::NewToken {
+        id: "tok_site_bill".into(),
+        principal: site.id.clone(),
+        name: "agent".into(),
+        hash,
+        created_at_ms: at_ms,
+    };
+    store.create_site(&site, &token, &audit("site")).await?;
+    let pool = PoolSpec {
+        name: "cpu".into(),
+        kind: suanwang_api::ResourceKind::Cpu,
+        family: "x86".into(),
+        device_model: String::new(),
+        capacity: args.tasks * u64::from(args.jobs),
+        price_yuan_per_unit_hour: 0.1,
+        power_kw_per_unit: 0.0,
+        pue: 1.0,
+        grid_kg_co2_per_kwh: 0.0,
+    };
+    let def = &suanwang_core::spec::validate_pools(std::slice::from_ref(&pool))
+        .map_err(|e| anyhow::anyhow!("{e}"))?[0];
+    let row = PoolRow {
+        id: "pool_bill".into(),
+        site: site.id.clone(),
+        name: pool.name.clone(),
+        spec: serde_json::to_string(&pool)?,
+        kind: pool.kind.as_str().to_owned(),
+        family: pool.family.clone(),
+        capacity: pool.capacity,
+        price_micro: def.price_micro_yuan_per_unit_hour,
+        used: 0,
+    };
+    store.put_pools(&site.id, &[row], &audit("pools")).await?;
+    store
+        .heartbeat(&site.id, at_ms + 3_600_000, &Default::default())
+        .await?;
+    spec.name = "bill".into();
+    spec.tasks = args.tasks;
+    let def = suanwang_core::spec::validate_job(&spec, &state.topology())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let jobs: Vec<NewJob> = (0..args.jobs)
+        .map(|k| {
+            Ok(NewJob {
+                id: format!("job_bill_{k:03}"),
+                tenant: "ten_bill".into(),
+                name: spec.name.clone(),
+                spec: serde_json::to_string(&spec)?,
+                tasks: def.tasks,
+                units: def.units,
+                retries: def.retries,
+                kind: def.kind,
+                created_at_ms: at_ms,
+                idem: None,
+                audit: audit("job.submit"),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    store.submit_batch(&jobs).await?;
+    anyhow::ensure!(
+        store.try_lead().await?,
+        "this process must lead to run a round"
+    );
+    let mut memory = suanwang_server::scheduler::Memory::default();
+    let stats = suanwang_server::scheduler::round_once(&state, &mut memory).await?;
+    anyhow::ensure!(
+        stats.tasks_placed == args.tasks * u64::from(args.jobs),
+        "the round placed {} of {} tasks",
+        stats.tasks_placed,
+        args.tasks * u64::from(args.jobs)
+    );
+    rate_usage(&store, std::slice::from_ref(&site.id), args.usage_per_task).await?;
+
+    let job = jobs[0].id.clone();
+    let lines_want = args.tasks * u64::from(args.usage_per_task);
+    let median_max = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        (times[times.len() / 2], times[times.len() - 1])
+    };
+    for (who, tenant) in [("operator", None), ("tenant", Some("ten_bill".to_owned()))] {
+        let filter = BillFilter {
+            tenant,
+            job: Some(job.clone()),
+            rated_ms: None,
+        };
+        // The route: the job's row (who may see it), the first page, the totals.
+        let (mut page_ms, mut lines_ms, mut totals_ms) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..args.repeat.max(1) {
+            let started = Instant::now();
+            store.job(&job).await?.context("the bench job")?;
+            let at = Instant::now();
+            let rows = store
+                .bill_lines(
+                    &filter,
+                    None,
+                    suanwang_server::routes::bills::PAGE_LINES_DEFAULT,
+                )
+                .await?;
+            let lines_done = at.elapsed();
+            let at = Instant::now();
+            let totals = store.bill_totals(&filter).await?;
+            totals_ms.push(at.elapsed().as_secs_f64() * 1e3);
+            lines_ms.push(lines_done.as_secs_f64() * 1e3);
+            page_ms.push(started.elapsed().as_secs_f64() * 1e3);
+            anyhow::ensure!(
+                totals.lines == lines_want,
+                "{} lines of {lines_want}",
+                totals.lines
+            );
+            anyhow::ensure!(!rows.is_empty(), "a first page");
+        }
+        // `suanwang bill show`: every page, each with the totals.
+        let started = Instant::now();
+        let mut after: Option<BillCursor> = None;
+        let mut fetched = 0u64;
+        let mut pages = 0u32;
+        loop {
+            let limit = suanwang_server::routes::bills::PAGE_LINES_DEFAULT;
+            store.job(&job).await?.context("the bench job")?;
+            let rows = store.bill_lines(&filter, after.as_ref(), limit).await?;
+            store.bill_totals(&filter).await?;
+            fetched += rows.len() as u64;
+            pages += 1;
+            if rows.len() < limit as usize {
+                break;
+            }
+            after = rows.last().map(|row| row.key.clone());
+        }
+        let all_ms = started.elapsed().as_secs_f64() * 1e3;
+        anyhow::ensure!(
+            fetched == lines_want,
+            "{fetched} lines paged of {lines_want}"
+        );
+        let (page, page_max) = median_max(page_ms);
+        let (lines, _) = median_max(lines_ms);
+        let (totals, _) = median_max(totals_ms);
+        say(format!(
+            "{{\"bench\":\"bill\",\"db\":\"{}\",\"as\":\"{who}\",\"job_tasks\":{},\"job_lines\":{lines_want},\"all_lines\":{},\"first_page_ms\":{page:.1},\"first_page_ms_max\":{page_max:.1},\"lines_ms\":{lines:.1},\"totals_ms\":{totals:.1},\"pages\":{pages},\"all_pages_ms\":{all_ms:.0}}}",
+            store.backend(),
+            args.tasks,
+            lines_want * u64::from(args.jobs),
+        ));
+    }
+    Ok(exit::OK)
+}
+
 /// Server and one agent in this process, on a fresh SQLite file; one job of
 /// `--tasks` tasks running `true` on a pool with room for all of them. The
 /// clock runs from the submit to the job's success, so it covers placing,
@@ -631,7 +926,11 @@ async fn agent(args: AgentBenchArgs) -> anyhow::Result<u8> {
     let dir = args.work_dir.join(format!("agent-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let opened = suanwang_server::open_store(&Database::Sqlite(dir.join("suanwang.db"))).await?;
+    let opened = suanwang_server::open_store(
+        &Database::Sqlite(dir.join("suanwang.db")),
+        suanwang_core::bill::MoneyConfig::FREE,
+    )
+    .await?;
     let state = suanwang_server::state(opened.store.clone(), Settings::default()).await?;
     let (operator, _) = new_token();
     suanwang_server::bootstrap_operator(&state, Some(&operator)).await?;

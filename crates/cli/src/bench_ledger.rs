@@ -7,7 +7,10 @@
 //! providers. Of each batch, about half are posted charges (a tenth of them
 //! linked with the platform's fee), a quarter holds (pending, an hour),
 //! and the rest posts for less and voids of earlier holds. Wallets are
-//! funded up front, so every transfer is created; the run says so.
+//! funded up front, so every transfer is created; the run says so. At the
+//! end of the durable run the histories of three accounts (the platform's
+//! fees, the cash account, the first wallet) are paged through
+//! `LedgerStore::transfers` and held to what the run sent them.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -331,9 +334,11 @@ async fn durable(args: &LedgerArgs) -> anyhow::Result<serde_json::Value> {
         let created = store.create_accounts(chunk, now_ms).await?;
         ensure!(created.iter().all(|r| *r == Ok(Applied::Created)));
     }
+    let mut watched = Watched::new([work.fee.clone(), work.cash.clone(), work.wallets[0].clone()]);
     for chunk in work.topups().chunks(BATCH_TRANSFERS_MAX) {
         let done = store.create_transfers(chunk, now_ms).await?;
         ensure!(done.iter().all(|r| *r == Ok(Applied::Created)));
+        watched.saw(chunk);
     }
     let deadline = Duration::from_secs(args.seconds);
     let (mut spent, mut transfers, mut batches) = (Duration::ZERO, 0usize, 0usize);
@@ -359,7 +364,9 @@ async fn durable(args: &LedgerArgs) -> anyhow::Result<serde_json::Value> {
         );
         transfers += batch.len();
         batches += 1;
+        watched.saw(&batch);
     }
+    let history = watched.check(&*store).await?;
     let check = if args.no_check {
         serde_json::Value::Null
     } else {
@@ -380,7 +387,65 @@ async fn durable(args: &LedgerArgs) -> anyhow::Result<serde_json::Value> {
         "batch_ms_mean": spent.as_secs_f64() * 1e3 / batches.max(1) as f64,
         "batch_ms_max": slowest.as_secs_f64() * 1e3,
         "check": check,
+        "history": history,
     }))
+}
+
+/// Accounts whose stored history the durable run checks, with the ids of
+/// the transfers sent to them, in order.
+struct Watched {
+    accounts: Vec<(AccountId, Vec<TransferId>)>,
+}
+
+impl Watched {
+    fn new(accounts: [AccountId; 3]) -> Watched {
+        Watched {
+            accounts: accounts.into_iter().map(|a| (a, Vec::new())).collect(),
+        }
+    }
+
+    /// Notes the transfers of a batch, all created.
+    fn saw(&mut self, batch: &[Transfer]) {
+        for t in batch {
+            for (account, ids) in &mut self.accounts {
+                if t.debit == *account || t.credit == *account {
+                    ids.push(t.id.clone());
+                }
+            }
+        }
+    }
+
+    /// Pages through each account's stored history and holds it to what
+    /// was sent.
+    async fn check(&self, store: &dyn Store) -> anyhow::Result<serde_json::Value> {
+        let started = Instant::now();
+        let (mut pages, mut rows) = (0usize, 0usize);
+        for (account, sent) in &self.accounts {
+            let mut stored: Vec<TransferId> = Vec::with_capacity(sent.len());
+            let mut after = 0;
+            loop {
+                let page = store.transfers(account, after, 1_000).await?;
+                pages += 1;
+                let Some(last) = page.last() else { break };
+                ensure!(last.seq > after, "history pages move on");
+                after = last.seq;
+                stored.extend(page.into_iter().map(|row| row.record.transfer.id));
+            }
+            rows += stored.len();
+            ensure!(
+                stored == *sent,
+                "the stored history of {account} ({} transfers) is not the {} sent",
+                stored.len(),
+                sent.len()
+            );
+        }
+        Ok(serde_json::json!({
+            "accounts": self.accounts.len(),
+            "transfers": rows,
+            "pages": pages,
+            "seconds": started.elapsed().as_secs_f64(),
+        }))
+    }
 }
 
 pub async fn run(args: LedgerArgs) -> anyhow::Result<u8> {

@@ -142,7 +142,7 @@ pub fn init_tracing() {
 pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
     init_tracing();
     let config = resolve(args)?;
-    let opened = suanwang_server::open_store(&config.database).await?;
+    let opened = suanwang_server::open_store(&config.database, config.settings.money).await?;
     let state = suanwang_server::state(opened.store.clone(), config.settings).await?;
     let given = std::env::var("SUANWANG_OPERATOR_TOKEN").ok().map(Secret);
     if let Some(secret) = suanwang_server::bootstrap_operator(&state, given.as_ref()).await? {

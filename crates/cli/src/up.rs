@@ -194,8 +194,10 @@ fn site_pools(site: &DemoSite, cores: u64) -> Vec<PoolSpec> {
     pools
 }
 
-/// What `up` puts in the demo tenant's wallet: 1,000 yuan.
-const DEMO_TOPUP_MICRO_YUAN: i64 = 1_000_000_000;
+/// What `up` puts in the demo tenant's wallet: 100,000 yuan, enough to
+/// hold every example at once (the 72-hour training gang alone may hold
+/// up to 8 × 8 cards × 72 h × 8 yuan = 36,864 yuan).
+const DEMO_TOPUP_MICRO_YUAN: i64 = 100_000_000_000;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -279,7 +281,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
     }
 
     let database = Database::Sqlite(data_dir.join("suanwang.db"));
-    let opened = suanwang_server::open_store(&database).await?;
+    let opened = suanwang_server::open_store(&database, Settings::default().money).await?;
     let state = suanwang_server::state(opened.store.clone(), Settings::default()).await?;
     suanwang_server::bootstrap_operator(&state, Some(&Secret(up.operator_token.clone()))).await?;
     let running = suanwang_server::start(state, args.listen).await?;
@@ -315,7 +317,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<u8> {
         &format!("{url}/v1/tenants/{}/wallet/topups", demo.principal.id),
         &up.operator_token,
         serde_json::to_value(suanwang_api::TopUp {
-            topup_id: "up-demo".into(),
+            topup_id: "up-demo-100k".into(),
             amount_micro_yuan: DEMO_TOPUP_MICRO_YUAN,
         })?,
     )

@@ -276,13 +276,15 @@ fn plan_of(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use suanwang_api::{JobSpec, ResourcesSpec, RunSpec};
 
     use super::*;
     use crate::spec::validate_job;
 
-    fn job(topology: &Topology, id: &str, tasks: u64, bid: f64, gang: bool) -> RoundJob {
+    /// A job of `tasks` tasks of 2 CPU units for 1 h at `bid` yuan, of
+    /// tenant `t`.
+    pub(crate) fn job(topology: &Topology, id: &str, tasks: u64, bid: f64, gang: bool) -> RoundJob {
         let spec = JobSpec {
             name: id.into(),
             kind: if gang {
@@ -321,7 +323,13 @@ mod tests {
         }
     }
 
-    fn pool(topology: &Topology, id: &str, region: &str, free: u64, price: i64) -> RoundPool {
+    pub(crate) fn pool(
+        topology: &Topology,
+        id: &str,
+        region: &str,
+        free: u64,
+        price: i64,
+    ) -> RoundPool {
         RoundPool {
             id: id.into(),
             site: "s".into(),

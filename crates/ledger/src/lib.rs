@@ -59,7 +59,9 @@
 
 pub mod account;
 pub mod book;
+pub mod chain;
 pub mod id;
+mod index;
 pub mod ledger;
 pub mod replay;
 pub mod transfer;

@@ -85,7 +85,11 @@ pub struct Opened {
     _lock: Option<std::fs::File>,
 }
 
-pub async fn open_store(database: &Database) -> anyhow::Result<Opened> {
+/// Opens the store of `database`, settling money by `money`.
+pub async fn open_store(
+    database: &Database,
+    money: suanwang_core::bill::MoneyConfig,
+) -> anyhow::Result<Opened> {
     match database {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -108,7 +112,8 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Opened> {
             })?;
             let store = SqliteStore::open(path)
                 .await
-                .with_context(|| format!("opening {}", path.display()))?;
+                .with_context(|| format!("opening {}", path.display()))?
+                .with_money(money);
             Ok(Opened {
                 store: Arc::new(store),
                 _lock: Some(lock),
@@ -117,7 +122,8 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Opened> {
         Database::Postgres(url) => {
             let store = PgStore::open(&url.0)
                 .await
-                .context("connecting to PostgreSQL")?;
+                .context("connecting to PostgreSQL")?
+                .with_money(money);
             Ok(Opened {
                 store: Arc::new(store),
                 _lock: None,

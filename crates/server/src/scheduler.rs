@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use suanwang_api::{JobSpec, PoolSpec};
+use suanwang_core::bill::budget;
 use suanwang_core::machine::round::{offered, Placed};
 use suanwang_core::price::{self, PoolPrice};
 use suanwang_core::round::{self, RoundJob, RoundPool};
 use suanwang_core::spec::{validate_job, JobDef};
 use suanwang_core::topology::Topology;
 use suanwang_place::Kind;
-use suanwang_store::{MissedDeadline, PoolPriced, RoundInput, RoundWrite};
+use suanwang_store::{MissedDeadline, PoolPriced, RoundHold, RoundInput, RoundWrite};
 use tokio::sync::watch;
 
 use crate::now_ms;
@@ -42,6 +43,8 @@ pub struct Prepared {
     /// Jobs whose waiting tasks can no longer meet their deadline at the
     /// round's time: not offered; their waiting tasks fail.
     pub missed: Vec<MissedDeadline>,
+    /// What each tenant's wallet can hold (`RoundInput::wallets`).
+    pub wallets: std::collections::BTreeMap<String, i64>,
 }
 
 /// Turns the store's rows into the round's inputs, at `now_ms`.
@@ -51,7 +54,10 @@ pub fn prepare(
     cache: &mut SpecCache,
     now_ms: i64,
 ) -> Prepared {
-    let mut prepared = Prepared::default();
+    let mut prepared = Prepared {
+        wallets: input.wallets,
+        ..Prepared::default()
+    };
     for stored in input.pools {
         let (pool, region, last_price) = (stored.pool, stored.region, stored.last_price);
         let Some(region) = topology.region(&region) else {
@@ -181,6 +187,7 @@ pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::R
         jobs,
         held,
         missed,
+        wallets,
     } = prepared;
     if !missed.is_empty() {
         // Not offered this round either way; a failure here is tried again
@@ -198,15 +205,27 @@ pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::R
         }
     }
     let read_seconds = started.elapsed().as_secs_f64();
-    let (pools, jobs, plan) = tokio::task::spawn_blocking(move || {
-        let (_, plan) = round::plan(&topology, &pools, &jobs);
-        (pools, jobs, plan)
+    let (topology, pools, jobs, plan, cut) = tokio::task::spawn_blocking(move || {
+        let (_, mut plan) = round::plan(&topology, &pools, &jobs);
+        // A tenant's placements hold no more than its wallet has.
+        let cut = budget::trim(&mut plan, &jobs, &wallets);
+        (topology, pools, jobs, plan, cut)
     })
     .await?;
     let mut write = RoundWrite {
         at_ms: now_ms(),
         ..RoundWrite::default()
     };
+    for (index, attempts, amount_micro) in budget::holds(&plan, &jobs) {
+        let job = &jobs[index];
+        write.holds.push(RoundHold {
+            job: job.id.clone(),
+            tenant: job.tenant.clone(),
+            data_region: topology.regions[job.def.data_region].id.clone(),
+            attempts,
+            amount_micro,
+        });
+    }
     for placement in &plan.placements {
         let pool = &pools[placement.pool];
         write.placements.push(Placed {
@@ -223,9 +242,16 @@ pub async fn round_once(state: &Arc<AppState>, memory: &mut Memory) -> anyhow::R
             price: plan.prices[index],
         });
     }
-    let mut whys: HashMap<String, String> = HashMap::with_capacity(plan.waiting.len() + held.len());
-    for (job, why) in plan
-        .waiting
+    // The engine's reasons, and the wallet's for the jobs it cut back.
+    let mut engine: std::collections::BTreeMap<usize, String> = plan.waiting.into_iter().collect();
+    for (index, why) in cut {
+        engine
+            .entry(index)
+            .and_modify(|before| *before = format!("{why}; {before}"))
+            .or_insert(why);
+    }
+    let mut whys: HashMap<String, String> = HashMap::with_capacity(engine.len() + held.len());
+    for (job, why) in engine
         .into_iter()
         .map(|(i, why)| (jobs[i].id.clone(), why))
         .chain(held)

@@ -27,6 +27,9 @@ pub(crate) trait Backend: Send + Sync + Debug + 'static {
     where
         Self: 'p;
 
+    /// The operator's money settings, for settlements.
+    fn money(&self) -> suanwang_core::bill::MoneyConfig;
+
     /// Begins a write transaction.
     async fn begin(&self) -> Result<Self::Tx<'static>>;
 

@@ -30,6 +30,7 @@ pub struct PgStore {
     pool: PgPool,
     options: PgConnectOptions,
     leader: Mutex<Option<PgConnection>>,
+    money: suanwang_core::bill::MoneyConfig,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -43,6 +44,13 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
+    /// The operator's money settings (the platform's fee), applied by
+    /// every settlement this store writes.
+    pub fn with_money(mut self, money: suanwang_core::bill::MoneyConfig) -> Self {
+        self.money = money;
+        self
+    }
+
     pub async fn open(url: &str) -> Result<PgStore> {
         let options = PgConnectOptions::from_str(url)?
             .application_name("suanwang")
@@ -57,6 +65,7 @@ impl PgStore {
             pool,
             options,
             leader: Mutex::new(None),
+            money: suanwang_core::bill::MoneyConfig::FREE,
         })
     }
 }
@@ -156,6 +165,10 @@ struct Locked {
 
 #[async_trait]
 impl Backend for PgStore {
+    fn money(&self) -> suanwang_core::bill::MoneyConfig {
+        self.money
+    }
+
     const NAME: &'static str = "postgres";
 
     type Tx<'c> = sqlx::Transaction<'c, Postgres>;

@@ -325,6 +325,10 @@ pub struct RoundInput {
     /// Jobs with waiting tasks: (id, tenant, spec, pending, live), where live
     /// counts pending + placed + running tasks.
     pub jobs: Vec<WaitingJob>,
+    /// What each waiting job's tenant can hold (`core::bill::spare_micro`
+    /// of its wallet), read without locks: the round's write holds under
+    /// them, and fails whole if a wallet shrank meanwhile.
+    pub wallets: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -354,7 +358,23 @@ pub struct RoundWrite {
     /// The pools whose price changed since their newest price row
     /// (`core::price::changed`): a new row each, at `at_ms`.
     pub prices: Vec<PoolPriced>,
+    /// What each placed job's tasks reserve (`core::bill::budget::holds`):
+    /// one hold per job, `core::bill::HoldRef { job, round_at_ms: at_ms }`.
+    pub holds: Vec<RoundHold>,
     pub at_ms: i64,
+}
+
+/// The hold of one job's placements in a round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoundHold {
+    pub job: String,
+    pub tenant: String,
+    /// The topology region of the job's data (the carrier links).
+    pub data_region: String,
+    /// Tasks placed (each an attempt).
+    pub attempts: u64,
+    /// 0 when every placement is free: no ledger transfer, the row only.
+    pub amount_micro: i64,
 }
 
 /// A pool's prices in a round, to record.

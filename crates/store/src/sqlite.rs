@@ -34,6 +34,7 @@ pub struct SqliteStore {
     path: PathBuf,
     write: SqlitePool,
     read: SqlitePool,
+    money: suanwang_core::bill::MoneyConfig,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -45,6 +46,13 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// The operator's money settings (the platform's fee), applied by
+    /// every settlement this store writes.
+    pub fn with_money(mut self, money: suanwang_core::bill::MoneyConfig) -> Self {
+        self.money = money;
+        self
+    }
+
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
@@ -81,6 +89,7 @@ impl SqliteStore {
             path: path.to_owned(),
             write,
             read,
+            money: suanwang_core::bill::MoneyConfig::FREE,
         })
     }
 
@@ -173,6 +182,10 @@ static UPDATE_JOBS: LazyLock<String> = LazyLock::new(|| {
 
 #[async_trait]
 impl Backend for SqliteStore {
+    fn money(&self) -> suanwang_core::bill::MoneyConfig {
+        self.money
+    }
+
     const NAME: &'static str = "sqlite";
 
     type Tx<'c> = sqlx::Transaction<'c, Sqlite>;

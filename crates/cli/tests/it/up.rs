@@ -254,7 +254,10 @@ fn every_example_runs_on_the_demo_network() {
     assert!(quote["total_micro_yuan"].as_i64() > Some(0), "{quote:#}");
     assert!(!quote["lines"].as_array().unwrap().is_empty(), "{quote:#}");
     let wallet = up.cli_json(&["wallet", "show"]);
-    assert_eq!(wallet["balance_micro_yuan"], 1_000_000_000, "{wallet}");
+    assert_eq!(
+        wallet["balance_micro_yuan"], 100_000_000_000_i64,
+        "{wallet}"
+    );
     let (ok, _, stderr) = up.cli(&["--profile", "provider", "earnings", "show"]);
     assert!(ok, "{stderr}");
 

@@ -1,42 +1,51 @@
-//! Settling an attempt's charges: the hold posted for what was rated, any
-//! excess charged directly, and escrow paying the provider, the platform
-//! and the carrier — one linked chain, applied whole or not at all.
+//! Settling a hold's charges: the hold posted for what was rated, any
+//! excess charged directly, and escrow paying the providers, the platform
+//! and the carriers — one linked chain, applied whole or not at all.
 //!
 //! Rules:
 //! - **The hold pays first.** It is posted for what is due, at most its
 //!   amount (posting for less releases the rest to the wallet); with
 //!   nothing due it is voided.
 //! - **Beyond the hold** (usage past the estimate, or a record that came
-//!   after the attempt was settled): the wallet pays what it can spare
+//!   after the hold was settled): the wallet pays what it can spare
 //!   above its floor, and the rest is arrears — owed by the tenant, never
 //!   an overdraft of its wallet.
-//! - **Who earns what:** the platform's fee is `floor(compute × fee_bps /
-//!   10,000)`; the provider earns the rest of the compute; the carrier of
-//!   the link earns the transfer charge. The parts sum exactly to what
-//!   came into escrow, so escrow's posted balance returns to zero.
+//! - **Who earns what:** per site, the platform's fee is `floor(compute ×
+//!   fee_bps / 10,000)` and the site's provider earns the rest of its
+//!   compute; the carrier of each link earns its transfer charges. The
+//!   parts sum exactly to what came into escrow, so escrow's posted
+//!   balance returns to zero.
+
+use std::collections::BTreeMap;
 
 use suanwang_ledger::{codes, Kind, Transfer, TransferId};
 
-use super::{chart, AttemptRef, MoneyConfig, BPS_PER_ONE};
+use super::{chart, HoldRef, MoneyConfig, BPS_PER_ONE};
 
-/// What is due for one attempt now, and what can pay it.
+/// Rated and not yet charged, of one site of a hold's placements.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Due {
-    pub attempt: AttemptRef,
-    pub tenant: String,
+pub struct SiteDue {
     pub provider: String,
-    /// The link its data crossed (data region, pool region), when it moved
-    /// any.
-    pub link: Option<(String, String)>,
-    /// The attempt's open hold: its id and amount.
-    pub hold: Option<(TransferId, i64)>,
-    /// Rated and not yet charged.
+    /// The link its data crossed (data region, site region).
+    pub link: (String, String),
     pub compute_micro: i64,
     pub transfer_micro: i64,
+}
+
+/// What is due for one hold now, and what can pay it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Due {
+    pub of: HoldRef,
+    pub tenant: String,
+    /// The hold's open pending transfer: its id and amount (`None` when
+    /// nothing was held, or it was settled or expired).
+    pub hold: Option<(TransferId, i64)>,
+    pub sites: Vec<SiteDue>,
     /// What the wallet can pay beyond its holds and above its floor.
     pub wallet_spare_micro: i64,
-    /// This attempt's charge number: 0 when it ends, 1, 2, … for records
-    /// that come after; part of every id, so each charge happens once.
+    /// This hold's charge number: 0 when its last attempt ends, 1, 2, …
+    /// for records that come after; part of every id, so each charge
+    /// happens once.
     pub seq: u32,
 }
 
@@ -44,6 +53,8 @@ pub struct Due {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settlement {
     pub transfers: Vec<Transfer>,
+    pub compute_micro: i64,
+    pub transfer_micro: i64,
     pub from_hold_micro: i64,
     pub from_wallet_micro: i64,
     pub to_arrears_micro: i64,
@@ -59,21 +70,31 @@ impl Settlement {
 }
 
 pub fn settle(due: &Due, config: &MoneyConfig) -> Settlement {
-    assert!(
-        due.compute_micro >= 0 && due.transfer_micro >= 0,
-        "rated amounts are >= 0"
-    );
-    let owed = due
+    let mut out = Settlement::default();
+    for site in &due.sites {
+        assert!(
+            site.compute_micro >= 0 && site.transfer_micro >= 0,
+            "rated amounts are >= 0"
+        );
+        out.compute_micro = out
+            .compute_micro
+            .checked_add(site.compute_micro)
+            .expect("bounded amounts");
+        out.transfer_micro = out
+            .transfer_micro
+            .checked_add(site.transfer_micro)
+            .expect("bounded amounts");
+    }
+    let owed = out
         .compute_micro
-        .checked_add(due.transfer_micro)
+        .checked_add(out.transfer_micro)
         .expect("bounded amounts");
     let id = |part: &str| {
-        TransferId::new(&format!("s:{}:{}:{part}", due.attempt, due.seq))
+        TransferId::new(&format!("s:{}:{}:{part}", due.of, due.seq))
             .expect("settlement ids are plain and short")
     };
-    let reference = format!("attempt {}", due.attempt);
+    let reference = format!("placement {}", due.of);
     let wallet = chart::wallet(&due.tenant);
-    let mut out = Settlement::default();
     let mut chain = Vec::new();
     if let Some((hold, held)) = &due.hold {
         assert!(*held > 0, "a hold reserves something");
@@ -127,19 +148,31 @@ pub fn settle(due: &Due, config: &MoneyConfig) -> Settlement {
             codes::CHARGE,
         ));
     }
-    // Escrow pays out exactly what came in: compute to the provider and
-    // the platform, transfer to the carrier.
-    out.fee_micro = due.compute_micro * config.fee_bps / BPS_PER_ONE;
-    out.provider_micro = due.compute_micro - out.fee_micro;
-    out.carrier_micro = due.transfer_micro;
-    if out.provider_micro > 0 {
-        chain.push(Transfer::new(
-            id("earn"),
-            chart::escrow(),
-            chart::earnings(&due.provider),
-            out.provider_micro,
-            codes::PAYOUT,
-        ));
+    // Escrow pays out exactly what came in: compute to the providers and
+    // the platform, transfer to the carriers; one transfer per account.
+    let mut providers: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut carriers: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for site in &due.sites {
+        let fee = site.compute_micro * config.fee_bps / BPS_PER_ONE;
+        out.fee_micro += fee;
+        *providers.entry(site.provider.as_str()).or_default() += site.compute_micro - fee;
+        if site.transfer_micro > 0 {
+            *carriers
+                .entry((site.link.0.as_str(), site.link.1.as_str()))
+                .or_default() += site.transfer_micro;
+        }
+    }
+    for (i, (provider, earned)) in providers.into_iter().enumerate() {
+        out.provider_micro += earned;
+        if earned > 0 {
+            chain.push(Transfer::new(
+                id(&format!("earn{i}")),
+                chart::escrow(),
+                chart::earnings(provider),
+                earned,
+                codes::PAYOUT,
+            ));
+        }
     }
     if out.fee_micro > 0 {
         chain.push(Transfer::new(
@@ -150,16 +183,13 @@ pub fn settle(due: &Due, config: &MoneyConfig) -> Settlement {
             codes::FEE,
         ));
     }
-    if out.carrier_micro > 0 {
-        let (from, to) = due
-            .link
-            .as_ref()
-            .expect("a transfer charge has the link its data crossed");
+    for (i, ((from, to), carried)) in carriers.into_iter().enumerate() {
+        out.carrier_micro += carried;
         chain.push(Transfer::new(
-            id("carry"),
+            id(&format!("carry{i}")),
             chart::escrow(),
             chart::carrier(from, to),
-            out.carrier_micro,
+            carried,
             codes::TRANSFER_CHARGE,
         ));
     }
@@ -186,6 +216,20 @@ pub fn settle(due: &Due, config: &MoneyConfig) -> Settlement {
     out
 }
 
+/// The accounts a settlement of `due` may move, sorted: to create (they
+/// are made on first use) and to lock before reading the wallet.
+pub fn accounts(due: &Due) -> Vec<suanwang_ledger::NewAccount> {
+    let mut accounts = chart::system_accounts();
+    accounts.extend(chart::tenant_accounts(&due.tenant));
+    for site in &due.sites {
+        accounts.extend(chart::provider_accounts(&site.provider));
+        accounts.push(chart::carrier_account(&site.link.0, &site.link.1));
+    }
+    accounts.sort_by(|a, b| a.id.cmp(&b.id));
+    accounts.dedup_by(|a, b| a.id == b.id);
+    accounts
+}
+
 #[cfg(test)]
 mod tests {
     use suanwang_ledger::{Ledger, NewAccount};
@@ -193,20 +237,24 @@ mod tests {
     use super::*;
     use crate::bill::hold;
 
-    fn due(hold: Option<i64>, compute: i64, transfer: i64, spare: i64) -> Due {
-        let attempt = AttemptRef {
+    fn of() -> HoldRef {
+        HoldRef {
             job: "job_1".into(),
-            task: 3,
-            attempt: 1,
-        };
+            round_at_ms: 1_796_083_200_000,
+        }
+    }
+
+    fn due(hold: Option<i64>, compute: i64, transfer: i64, spare: i64) -> Due {
         Due {
-            hold: hold.map(|amount| (TransferId::new(&format!("hold:{attempt}")).unwrap(), amount)),
-            attempt,
+            hold: hold.map(|amount| (of().transfer_id(), amount)),
+            of: of(),
             tenant: "t".into(),
-            provider: "p".into(),
-            link: Some(("shanghai".into(), "guian".into())),
-            compute_micro: compute,
-            transfer_micro: transfer,
+            sites: vec![SiteDue {
+                provider: "p".into(),
+                link: ("shanghai".into(), "guian".into()),
+                compute_micro: compute,
+                transfer_micro: transfer,
+            }],
             wallet_spare_micro: spare,
             seq: 0,
         }
@@ -232,8 +280,7 @@ mod tests {
         );
         assert!(ledger.create_transfers(&[topup], 1)[0].is_ok());
         if let Some(held) = held {
-            let attempt = due(None, 0, 0, 0).attempt;
-            let hold = hold(&attempt, "t", held, 1_000_000);
+            let hold = hold(&of(), "t", held, 1_000_000);
             let result = ledger.create_transfers(&[hold], 2);
             assert!(result[0].is_ok(), "{result:?}");
         }
@@ -312,7 +359,7 @@ mod tests {
         apply(&mut ledger, &settlement);
         let wallet = ledger.account(&chart::wallet("t")).unwrap();
         assert_eq!(wallet.available_micro(), 3_000_000);
-        // Settling twice is one settlement: the ids are the attempt's.
+        // Settling twice is one settlement: the ids are the hold's.
         let again = ledger.create_transfers(&settlement.transfers, 4);
         assert!(
             matches!(again[0], Ok(suanwang_ledger::Applied::Exists)),
@@ -330,5 +377,45 @@ mod tests {
         assert_eq!(settlement.fee_micro, 40_000);
         apply(&mut ledger, &settlement);
         assert_eq!(balance(&ledger, chart::wallet("t")), 2_600_000);
+    }
+
+    #[test]
+    fn each_provider_is_paid_its_sites_less_the_fee_per_site() {
+        let mut ledger = ledger(10_000_000, Some(5_000_000));
+        let mut accounts = chart::provider_accounts("q");
+        accounts.push(chart::carrier_account("shanghai", "qingyang"));
+        for result in ledger.create_accounts(&accounts, 0) {
+            assert!(result.is_ok(), "{result:?}");
+        }
+        let mut due = due(Some(5_000_000), 999, 10, 0);
+        due.sites.push(SiteDue {
+            provider: "q".into(),
+            link: ("shanghai".into(), "qingyang".into()),
+            compute_micro: 1_999,
+            transfer_micro: 7,
+        });
+        due.sites.push(SiteDue {
+            provider: "p".into(),
+            link: ("shanghai".into(), "guian".into()),
+            compute_micro: 1_001,
+            transfer_micro: 0,
+        });
+        let settlement = settle(&due, &MoneyConfig::new(1_000).unwrap());
+        // Fees per site, floored: 99 + 199 + 100.
+        assert_eq!(settlement.fee_micro, 398);
+        assert_eq!(settlement.charged_micro(), 999 + 10 + 1_999 + 7 + 1_001);
+        assert_eq!(
+            settlement.transfers.len(),
+            6,
+            "post, two earnings, the fee, two carriers"
+        );
+        apply(&mut ledger, &settlement);
+        assert_eq!(
+            balance(&ledger, chart::earnings("p")),
+            999 - 99 + 1_001 - 100
+        );
+        assert_eq!(balance(&ledger, chart::earnings("q")), 1_999 - 199);
+        assert_eq!(balance(&ledger, chart::carrier("shanghai", "guian")), 10);
+        assert_eq!(balance(&ledger, chart::carrier("shanghai", "qingyang")), 7);
     }
 }

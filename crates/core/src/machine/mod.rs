@@ -67,6 +67,10 @@ pub struct TaskNow {
     pub attempt: u32,
     pub site: Option<String>,
     pub pool: Option<String>,
+    /// When the round that placed the current attempt wrote it (the
+    /// server's clock): where the attempt's usage window begins. `None` for
+    /// a task never placed (and for a row placed before the time was kept).
+    pub placed_at_ms: Option<i64>,
 }
 
 impl TaskNow {
@@ -77,6 +81,7 @@ impl TaskNow {
             attempt: 0,
             site: None,
             pool: None,
+            placed_at_ms: None,
         }
     }
 }
@@ -94,6 +99,10 @@ pub type TaskKey = (String, u64);
 /// The key of one usage record: (site, job, task, attempt, seq).
 pub type UsageKey = (String, String, u64, u32, u32);
 
+/// One attempt at one site, as usage records name it: (site, job, task,
+/// attempt).
+pub type AttemptAt = (String, String, u64, u32);
+
 /// The state a function decides on. A store fills in what the function's
 /// documentation asks for; the simulator passes its whole world. A task
 /// row absent here with an index at or above its job's `materialized` is
@@ -105,6 +114,10 @@ pub struct View {
     pub sites: BTreeMap<String, Site>,
     /// Usage records already stored (only those a report names).
     pub usage: BTreeSet<UsageKey>,
+    /// The wall time of the usage records already stored, summed per
+    /// attempt (only the attempts a report's records name; none stored:
+    /// absent).
+    pub usage_wall_ms: BTreeMap<AttemptAt, u64>,
 }
 
 impl View {

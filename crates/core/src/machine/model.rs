@@ -63,7 +63,7 @@ pub struct TaskDetail {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Model {
-    /// Every job, task row, site and usage key.
+    /// Every job, task row, site, usage key and attempt's stored wall time.
     pub view: View,
     pub details: BTreeMap<(String, u64), TaskDetail>,
     pub whys: BTreeMap<String, Option<String>>,
@@ -174,7 +174,7 @@ impl Model {
         usage: &[Usage],
         now_ms: i64,
     ) -> Decided {
-        let decided = super::report::report(&self.view, site, statuses, usage);
+        let decided = super::report::report(&self.view, site, statuses, usage, now_ms);
         for (record, outcome) in usage.iter().zip(&decided.usage) {
             if *outcome == super::Outcome::Accepted {
                 self.view.usage.insert((
@@ -184,6 +184,16 @@ impl Model {
                     record.attempt,
                     record.seq,
                 ));
+                *self
+                    .view
+                    .usage_wall_ms
+                    .entry((
+                        site.to_owned(),
+                        record.job.clone(),
+                        record.task,
+                        record.attempt,
+                    ))
+                    .or_insert(0) += record.wall_ms;
             }
         }
         self.apply(&decided.changes, now_ms);
@@ -265,6 +275,7 @@ impl Model {
                 attempt: p.attempt,
                 site: Some(p.site.to_owned()),
                 pool: Some(p.pool.to_owned()),
+                placed_at_ms: Some(now_ms),
             };
             self.details.insert(key, TaskDetail::default());
         }
@@ -276,6 +287,7 @@ impl Model {
                     attempt: first_attempt,
                     site: Some(insert.site.to_owned()),
                     pool: Some(insert.pool.to_owned()),
+                    placed_at_ms: Some(now_ms),
                 };
                 let key = (insert.job.to_owned(), index);
                 assert!(

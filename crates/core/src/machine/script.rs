@@ -163,12 +163,21 @@ impl Script {
                 let seq = self.below(3) as u32;
                 let found = model.view.task(id, task)?;
                 let site = found.site?;
+                // Mostly a record that fits; now and then one with the wrong
+                // units, or more wall time than the attempt's window holds.
+                let units = job.units + u64::from(self.below(10) == 0);
+                let wall_ms = match self.below(10) {
+                    0 => super::report::WINDOW_SLACK_MS + 1_000,
+                    _ => self.below(1_000),
+                };
                 let record = Usage {
                     job: id.to_owned(),
                     task,
                     attempt: found.attempt,
                     seq,
                     pool: pool_of(&site),
+                    units,
+                    wall_ms,
                 };
                 Some(Input::Report {
                     site,

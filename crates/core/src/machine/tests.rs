@@ -13,10 +13,13 @@ use crate::lifecycle::{EventKind, ReportedState};
 
 /// Builds a view from lines:
 /// `job ID KIND retries=N tasks=N [rows=N] [cancel] [state=S]`,
-/// `task JOB INDEX STATE attempt=N [site=S pool=P]`,
-/// `site ID healthy|down [lease=MS]`, `usage SITE JOB TASK ATTEMPT SEQ`.
+/// `task JOB INDEX STATE attempt=N [site=S pool=P [placed=MS|none]]`,
+/// `site ID healthy|down [lease=MS]`,
+/// `usage SITE JOB TASK ATTEMPT SEQ [wall=MS]` (a stored record).
 /// A job's rows default to its highest task line + 1; its counts come
 /// from its task lines and tail, its state from `job_state` unless given.
+/// A task with a site was placed at 0 unless given; a job holds one unit
+/// per task unless `units=N`.
 fn view(text: &str) -> View {
     let mut view = View::default();
     let mut given: BTreeMap<String, (Option<u64>, Option<JobState>)> = BTreeMap::new();
@@ -36,7 +39,7 @@ fn view(text: &str) -> View {
                     retries: num("retries").expect("retries") as u32,
                     tasks: num("tasks").expect("tasks"),
                     materialized: 0,
-                    units: 1,
+                    units: num("units").unwrap_or(1),
                     cancel_requested: words.contains(&"cancel"),
                     state: JobState::Pending,
                     counts: Counts::default(),
@@ -51,6 +54,11 @@ fn view(text: &str) -> View {
                     attempt: num("attempt").unwrap_or(0) as u32,
                     site: opt("site"),
                     pool: opt("pool"),
+                    placed_at_ms: match opt("placed").as_deref() {
+                        Some("none") => None,
+                        Some(ms) => Some(ms.parse().expect("ms")),
+                        None => opt("site").map(|_| 0),
+                    },
                 };
                 let index = words[2].parse().expect("an index");
                 view.tasks.insert((words[1].to_owned(), index), task);
@@ -71,6 +79,8 @@ fn view(text: &str) -> View {
                     n(4) as u32,
                     n(5) as u32,
                 ));
+                let attempt = (words[1].to_owned(), words[2].to_owned(), n(3), n(4) as u32);
+                *view.usage_wall_ms.entry(attempt).or_insert(0) += num("wall").unwrap_or(0);
             }
             other => panic!("unknown line {other:?}"),
         }
@@ -98,7 +108,8 @@ fn view(text: &str) -> View {
 #[derive(Clone, Debug)]
 enum Input {
     /// Statuses as `JOB TASK ATTEMPT STATE [exit=N]`, usage as
-    /// `JOB TASK ATTEMPT SEQ POOL`.
+    /// `JOB TASK ATTEMPT SEQ POOL [units=N] [wall=MS]` (one unit, no wall
+    /// time unless given).
     Report(
         &'static str,
         &'static [&'static str],
@@ -135,7 +146,16 @@ fn usage(line: &str) -> Usage {
         attempt: w[2].parse().expect("attempt"),
         seq: w[3].parse().expect("seq"),
         pool: w[4].to_owned(),
+        units: num_of(&w, "units").unwrap_or(1),
+        wall_ms: num_of(&w, "wall").unwrap_or(0),
     }
+}
+
+fn num_of(words: &[&str], key: &str) -> Option<u64> {
+    words
+        .iter()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .map(|v| v.parse().expect("a number"))
 }
 
 fn render(changes: &Changes, out: &mut String) {
@@ -216,11 +236,14 @@ fn check(state: &str, input: Input, now: i64, expect: &str) {
         Input::Report(site, statuses, records) => {
             let statuses: Vec<Status> = statuses.iter().map(|s| status(s)).collect();
             let records: Vec<Usage> = records.iter().map(|u| usage(u)).collect();
-            let decided = report::report(&view, site, &statuses, &records);
+            let decided = report::report(&view, site, &statuses, &records, now);
             for o in &decided.statuses {
                 out.push_str(&format!("status {}\n", outcome(o)));
             }
             for o in &decided.usage {
+                if let Outcome::Rejected(why) = o {
+                    assert!(report::UsageRejection::of(why).is_some(), "{why}");
+                }
                 out.push_str(&format!("usage {}\n", outcome(o)));
             }
             render(&decided.changes, &mut out);
@@ -457,6 +480,58 @@ fn usage_is_taken_once_for_the_current_attempt_and_its_pool() {
         job a placed clear-why
         event a[0] pending: attempt 1 failed at site s1; will retry"
         ),
+    );
+}
+
+#[test]
+fn usage_must_match_its_task_units_and_window() {
+    // Placed at 1000; the report comes at 11000: a window of 10 s, plus a
+    // slack of 60 s and 1 per mille (10 ms): 70 010 ms in all.
+    let state = "
+        job a batch retries=1 tasks=3 units=4
+        task a 0 running attempt=1 site=s1 pool=p placed=1000
+        task a 1 running attempt=1 site=s1 pool=p placed=1000
+        task a 2 running attempt=1 site=s1 pool=p placed=none
+        usage s1 a 1 1 0 wall=70000
+        site s1 healthy lease=100000";
+    check(
+        state,
+        Input::Report(
+            "s1",
+            &[],
+            &[
+                "a 0 1 0 p units=4 wall=70010",
+                "a 0 1 1 p units=3 wall=0",
+                "a 0 1 2 p units=4 wall=1",
+                "a 1 1 0 p units=4 wall=70000",
+                "a 1 1 1 p units=4 wall=10",
+                "a 1 1 2 p units=4 wall=11",
+                "a 2 1 0 p units=4 wall=0",
+            ],
+        ),
+        11_000,
+        "
+        usage accepted
+        usage rejected: units 3 is not the job's 4 per task
+        usage rejected: wall_ms 70011 of attempt 1 in all (70010 before this record's 1) is beyond its window: at most 70010 ms, 10000 ms from its placement at 1000 to this report at 11000 plus the slack
+        usage duplicate
+        usage accepted
+        usage rejected: wall_ms 70021 of attempt 1 in all (70010 before this record's 11) is beyond its window: at most 70010 ms, 10000 ms from its placement at 1000 to this report at 11000 plus the slack
+        usage rejected: wall_ms cannot be checked: the attempt has no placement time",
+    );
+    // A report before the placement (another replica's clock behind) has
+    // the slack alone.
+    check(
+        state,
+        Input::Report(
+            "s1",
+            &[],
+            &["a 0 1 0 p units=4 wall=60000", "a 0 1 1 p units=4 wall=1"],
+        ),
+        500,
+        "
+        usage accepted
+        usage rejected: wall_ms 60001 of attempt 1 in all (60000 before this record's 1) is beyond its window: at most 60000 ms, 0 ms from its placement at 1000 to this report at 500 plus the slack",
     );
 }
 

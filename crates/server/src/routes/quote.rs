@@ -1,13 +1,14 @@
 //! `POST /v1/jobs/quote`: where a tenant's job would run now and what it
 //! would cost. It solves the current round with the job added — the same
-//! input the scheduler reads, the same engine and pricing rule — and
-//! writes nothing.
+//! input the scheduler reads, the same engine, pricing rule and wallet
+//! budget (`core::bill::budget`) — and writes nothing.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
 use suanwang_api::{JobSpec, Quote, QuoteLine};
+use suanwang_core::bill::budget;
 use suanwang_core::price::{self, AttemptPrice};
 use suanwang_core::round::{self, RoundJob};
 use suanwang_core::spec::{check_submission, validate_job};
@@ -40,7 +41,17 @@ pub async fn quote(
     let input = state.store.round_input().await?;
     let mut cache = SpecCache::new();
     let prepared = prepare(&topology, input, &mut cache, now);
-    let (pools, mut jobs) = (prepared.pools, prepared.jobs);
+    let (pools, mut jobs, mut wallets) = (prepared.pools, prepared.jobs, prepared.wallets);
+    // The round's input has the wallets of tenants with waiting jobs; the
+    // caller may have none waiting.
+    let own = state
+        .store
+        .account(&suanwang_core::bill::chart::wallet(caller.id()))
+        .await?;
+    wallets.insert(
+        caller.id().to_owned(),
+        suanwang_core::bill::spare_micro(own.as_ref()),
+    );
     let (units, hours_ms, tasks) = (def.units, price::hours_ms(def.hours), def.tasks);
     let quoted = jobs.len();
     jobs.push(RoundJob {
@@ -50,9 +61,11 @@ pub async fn quote(
         pending: tasks,
     });
     let plan_topology = topology.clone();
-    let (pools, plan) = tokio::task::spawn_blocking(move || {
-        let (_, plan) = round::plan(&plan_topology, &pools, &jobs);
-        (pools, plan)
+    let (pools, plan, cut) = tokio::task::spawn_blocking(move || {
+        let (_, mut plan) = round::plan(&plan_topology, &pools, &jobs);
+        // The round's budget too: what the wallets can hold.
+        let cut = budget::trim(&mut plan, &jobs, &wallets);
+        (pools, plan, cut)
     })
     .await
     .map_err(ApiError::internal)?;
@@ -86,11 +99,19 @@ pub async fn quote(
         sum.checked_add(line.total_micro_yuan)
             .ok_or_else(|| ApiError::internal("quote total overflows"))
     })?;
-    let why = plan
+    let engine = plan
         .waiting
         .into_iter()
         .find(|(job, _)| *job == quoted)
         .map(|(_, why)| why);
+    let wallet = cut
+        .into_iter()
+        .find(|(job, _)| *job == quoted)
+        .map(|(_, why)| why);
+    let why = match (wallet, engine) {
+        (Some(wallet), Some(engine)) => Some(format!("{wallet}; {engine}")),
+        (wallet, engine) => wallet.or(engine),
+    };
     Ok(Json(Quote {
         tasks,
         tasks_placed,

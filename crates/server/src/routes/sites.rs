@@ -15,6 +15,7 @@ use suanwang_api::{
     HEARTBEAT_OUTBOX_MAX, HEARTBEAT_TEXT_CHARS_MAX,
 };
 use suanwang_core::bill::rate::{energy, Energy};
+use suanwang_core::machine::report::UsageRejection;
 use suanwang_core::metering;
 use suanwang_core::spec::{resource_kind, validate_pools};
 use suanwang_place::Kind;
@@ -432,6 +433,20 @@ async fn rate_usage(
         .collect()
 }
 
+/// Counts the usage records a report had rejected, in
+/// `suanwang_usage_rejected_total` by `reason`: the rule that refused it
+/// (`not_current`, `pool`, `units`, `window`), or `other`. A fixed set, so
+/// the series stay few: the reason's text, with its numbers, goes only to
+/// the site.
+fn count_rejected_usage(outcomes: &[ItemOutcome]) {
+    for outcome in outcomes {
+        if let ItemOutcome::Rejected(reason) = outcome {
+            let label = UsageRejection::of(reason).map_or("other", UsageRejection::as_str);
+            metrics::counter!("suanwang_usage_rejected_total", "reason" => label).increment(1);
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/v1/sites/{id}/reports", params(IdPath), request_body = Reports, responses((status = 200, body = ReportsAnswer), Authn, Hidden, BadBody), tag = "agent")]
 pub async fn report(
     State(state): State<Arc<AppState>>,
@@ -492,6 +507,7 @@ pub async fn report(
         // Finished tasks free capacity.
         state.wake.notify_one();
     }
+    count_rejected_usage(&usage_outcomes);
     Ok(Json(ReportsAnswer {
         statuses: status_outcomes.into_iter().map(outcome).collect(),
         usage: usage_outcomes.into_iter().map(outcome).collect(),

@@ -121,14 +121,17 @@ impl Twin<'_> {
             let pool_id = pool.map_or_else(String::new, |(p, _)| {
                 self.setup.pools[p as usize].id.clone()
             });
+            let wall_ms = (at - start).max(0) as u64;
             usage.push(Usage {
                 job: id.clone(),
                 task,
                 attempt,
                 seq: 0,
                 pool: pool_id,
+                units: arrival.def.units,
+                wall_ms,
             });
-            walls.push((pool, (at - start).max(0) as u64, !fails));
+            walls.push((pool, wall_ms, !fails));
         }
         let site_id = self.setup.sites[site].id.clone();
         let decided = self.model.report(&site_id, &statuses, &usage, self.now);

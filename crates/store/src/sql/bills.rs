@@ -7,12 +7,17 @@ use suanwang_core::bill::rate::{self, Carry};
 use suanwang_core::price;
 
 use crate::conn::{Arg, Conn};
-use crate::sql::{
-    corrupt, int, placeholders, values, Named, PlacedColumns, TaskOf, INSERT_ROWS_MAX,
-};
+use crate::sql::usage::statement_chunks;
+use crate::sql::{corrupt, int, placeholders, values, Named, PlacedColumns, TaskOf};
 use crate::{
     BillCursor, BillFilter, BillLineRow, BillTotals, EarningsRow, PlacedAt, Result, UsageIn,
 };
+
+/// Keys or ids named by one statement ([`statement_chunks`]).
+const SELECT_ROWS_MAX: usize = 512;
+/// Bill lines written by one statement: 20 values each, below both
+/// databases' limits on bound values (SQLite 32,766, PostgreSQL 65,535).
+const LINE_ROWS_MAX: usize = 1_024;
 
 #[derive(Debug, sqlx::FromRow)]
 struct JobRating {
@@ -40,23 +45,27 @@ pub(crate) async fn rate_in(
     site: &str,
     accepted: &[&UsageIn],
     now_ms: i64,
-) -> Result<()> {
+) -> Result<std::collections::BTreeSet<suanwang_core::bill::HoldRef>> {
     if accepted.is_empty() {
-        return Ok(());
+        return Ok(Default::default());
     }
     let mut ids: Vec<&str> = accepted.iter().map(|u| u.job.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let args: Vec<Arg<'_>> = ids.iter().map(|&id| id.into()).collect();
-    let jobs: Vec<JobRating> = tx
-        .fetch_all(
-            &format!(
-                "SELECT id, tenant, rated_carry FROM jobs WHERE id IN ({}) ORDER BY id",
-                placeholders(ids.len())
-            ),
-            &args,
-        )
-        .await?;
+    let mut jobs: Vec<JobRating> = Vec::with_capacity(ids.len());
+    for chunk in statement_chunks(&ids, SELECT_ROWS_MAX) {
+        let args: Vec<Arg<'_>> = chunk.iter().map(|&id| id.into()).collect();
+        jobs.extend(
+            tx.fetch_all::<JobRating>(
+                &format!(
+                    "SELECT id, tenant, rated_carry FROM jobs WHERE id IN ({})",
+                    placeholders(chunk.len())
+                ),
+                &args,
+            )
+            .await?,
+        );
+    }
     let mut carry: BTreeMap<String, Carry> = BTreeMap::new();
     let mut tenants: BTreeMap<String, String> = BTreeMap::new();
     for job in jobs {
@@ -69,12 +78,12 @@ pub(crate) async fn rate_in(
         tenants.insert(job.id, job.tenant);
     }
     // Per task: its current attempt, and when and at what it was placed.
-    let mut prices: BTreeMap<(String, u64), (u32, Option<PlacedAt>)> = BTreeMap::new();
+    let mut prices: BTreeMap<String, BTreeMap<u64, (u32, Option<PlacedAt>)>> = BTreeMap::new();
     let mut keys: Vec<(&str, u64)> = accepted.iter().map(|u| (u.job.as_str(), u.task)).collect();
     keys.sort_unstable();
     keys.dedup();
-    // One statement per 500 tasks, whatever the number of jobs.
-    for chunk in keys.chunks(INSERT_ROWS_MAX) {
+    // One statement per 512 tasks or fewer, whatever the number of jobs.
+    for chunk in statement_chunks(&keys, SELECT_ROWS_MAX) {
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 2);
         for &(job, task) in chunk {
             args.push(job.into());
@@ -93,15 +102,20 @@ pub(crate) async fn rate_in(
         for row in rows {
             let of = TaskOf(&row.job, row.idx);
             let priced = row.placed.read(of)?;
-            prices.insert(
-                (row.job.clone(), int("tasks.idx", of, row.idx)?),
-                (int("tasks.attempt", of, row.attempt)?, priced),
-            );
+            let idx: u64 = int("tasks.idx", of, row.idx)?;
+            let attempt: u32 = int("tasks.attempt", of, row.attempt)?;
+            prices
+                .entry(row.job)
+                .or_default()
+                .insert(idx, (attempt, priced));
         }
     }
     let mut lines = Vec::with_capacity(accepted.len());
     for record in accepted {
-        let Some((attempt, priced)) = prices.get(&(record.job.clone(), record.task)) else {
+        let Some((attempt, priced)) = prices
+            .get(record.job.as_str())
+            .and_then(|tasks| tasks.get(&record.task))
+        else {
             continue;
         };
         let Some(PlacedAt {
@@ -117,7 +131,7 @@ pub(crate) async fn rate_in(
             *attempt, record.attempt,
             "a rated record is of the current attempt"
         );
-        let tenant = &tenants[&record.job];
+        let tenant = tenants[&record.job].as_str();
         let carry = carry
             .get_mut(&record.job)
             .expect("the record's job was read");
@@ -131,9 +145,9 @@ pub(crate) async fn rate_in(
             *carry,
         );
         *carry = after;
-        lines.push((*record, tenant.clone(), *placed_at_ms, *price, line));
+        lines.push((*record, tenant, *placed_at_ms, *price, line));
     }
-    for chunk in lines.chunks(INSERT_ROWS_MAX / 2) {
+    for chunk in statement_chunks(&lines, LINE_ROWS_MAX) {
         let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 20);
         for (record, tenant, placed_at_ms, price, line) in chunk {
             args.extend([
@@ -142,7 +156,7 @@ pub(crate) async fn rate_in(
                 record.task.into(),
                 record.attempt.into(),
                 record.seq.into(),
-                tenant.as_str().into(),
+                (*tenant).into(),
                 record.pool.as_str().into(),
                 record.units.into(),
                 record.wall_ms.into(),
@@ -170,14 +184,39 @@ pub(crate) async fn rate_in(
         )
         .await?;
     }
-    for (job, carry) in &carry {
-        tx.execute(
-            "UPDATE jobs SET rated_carry = ? WHERE id = ?",
-            &[carry.0.into(), job.as_str().into()],
-        )
-        .await?;
+    // Every job's carry in one statement per 512 jobs or fewer (the VALUES
+    // columns are column1, column2 on both databases).
+    let carries: Vec<(&String, &Carry)> = carry.iter().collect();
+    for chunk in statement_chunks(&carries, SELECT_ROWS_MAX) {
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 2);
+        for (job, carry) in chunk {
+            args.extend([job.as_str().into(), carry.0.into()]);
+        }
+        let done = tx
+            .execute(
+                &format!(
+                    "UPDATE jobs SET rated_carry = v.column2 FROM (VALUES {}) AS v \
+                     WHERE jobs.id = v.column1",
+                    values(chunk.len(), 2)
+                ),
+                &args,
+            )
+            .await?;
+        assert_eq!(done, chunk.len() as u64, "every rated job exists");
     }
-    Ok(())
+    let rated: Vec<crate::sql::holds::Rated<'_>> = lines
+        .iter()
+        .map(
+            |(record, _, placed_at_ms, _, line)| crate::sql::holds::Rated {
+                job: record.job.as_str(),
+                round_at_ms: *placed_at_ms,
+                site,
+                compute_micro: line.compute_micro,
+                transfer_micro: line.transfer_micro,
+            },
+        )
+        .collect();
+    crate::sql::holds::rated_in(tx, &rated).await
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -243,15 +282,34 @@ pub(crate) async fn lines(
     limit: u32,
 ) -> Result<Vec<BillLineRow>> {
     let (mut sql, mut args) = selection(filter);
-    if let Some(after) = after {
-        sql.push_str(" AND (job, task, attempt, seq, site) > (?, ?, ?, ?, ?)");
-        args.extend([
-            after.job.as_str().into(),
-            after.task.into(),
-            after.attempt.into(),
-            after.seq.into(),
-            after.site.as_str().into(),
-        ]);
+    match (after, filter.job.as_deref()) {
+        (None, _) => {}
+        // One job's lines: the cursor within the job, so that the index on
+        // (job, task, attempt, seq, site) is searched from it (with the job
+        // in the row value, SQLite searches by the job alone and scans).
+        (Some(after), Some(job)) => match after.job.as_str().cmp(job) {
+            std::cmp::Ordering::Less => {}
+            std::cmp::Ordering::Greater => return Ok(Vec::new()),
+            std::cmp::Ordering::Equal => {
+                sql.push_str(" AND (task, attempt, seq, site) > (?, ?, ?, ?)");
+                args.extend([
+                    after.task.into(),
+                    after.attempt.into(),
+                    after.seq.into(),
+                    after.site.as_str().into(),
+                ]);
+            }
+        },
+        (Some(after), None) => {
+            sql.push_str(" AND (job, task, attempt, seq, site) > (?, ?, ?, ?, ?)");
+            args.extend([
+                after.job.as_str().into(),
+                after.task.into(),
+                after.attempt.into(),
+                after.seq.into(),
+                after.site.as_str().into(),
+            ]);
+        }
     }
     args.push(limit.into());
     let rows: Vec<LineSelect> = conn

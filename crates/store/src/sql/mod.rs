@@ -27,6 +27,7 @@ use crate::conn::Conn;
 use crate::{Audit, NewToken, Result, Role, StoreError};
 
 pub(crate) mod bills;
+pub(crate) mod holds;
 pub(crate) mod idempotency;
 pub(crate) mod jobs;
 pub(crate) mod ledger;

@@ -166,9 +166,33 @@ pub(crate) async fn round_input(store: &impl Backend) -> Result<RoundInput> {
             });
         }
     }
+    // What each waiting tenant's wallet can hold; a tenant with no wallet
+    // has none (and nothing of its priced work is placed).
+    let tenants: std::collections::BTreeSet<&str> =
+        jobs.iter().map(|j| j.tenant.as_str()).collect();
+    let ids: Vec<suanwang_ledger::AccountId> = tenants
+        .into_iter()
+        .map(suanwang_core::bill::chart::wallet)
+        .collect();
+    let wallets = crate::sql::ledger::accounts_of(&mut reader, &ids)
+        .await?
+        .iter()
+        .map(|account| {
+            let tenant = account
+                .id
+                .as_str()
+                .strip_prefix("wallet:")
+                .expect("a wallet's id");
+            (
+                tenant.to_owned(),
+                suanwang_core::bill::spare_micro(Some(account)),
+            )
+        })
+        .collect();
     Ok(RoundInput {
         pools,
         site_names,
         jobs,
+        wallets,
     })
 }

@@ -29,6 +29,7 @@ contract!(usage_is_rated_once_at_the_attempts_price, |db| {
             }],
             whys: vec![],
             prices: vec![],
+            holds: vec![],
             at_ms: T0 + 1,
         })
         .await

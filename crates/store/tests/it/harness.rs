@@ -431,6 +431,7 @@ pub async fn place(store: &dyn Store, job: &str, pool: &str, site: &str, count: 
             )],
             whys: Vec::new(),
             prices: Vec::new(),
+            holds: vec![],
             at_ms: T0 + 1,
         })
         .await

@@ -459,6 +459,7 @@ contract!(cancel_unfinished_tasks, |db| {
             placements: vec![placed("j1".into(), w.pool.clone(), w.site.clone(), 1)],
             whys: Vec::new(),
             prices: Vec::new(),
+            holds: vec![],
             at_ms: T0 + 4,
         })
         .await

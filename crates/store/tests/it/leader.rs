@@ -26,6 +26,7 @@ contract!(leadership, |db| {
                 placements: vec![placed("j1".into(), w.pool.clone(), w.site.clone(), 1)],
                 whys: vec![],
                 prices: Vec::new(),
+                holds: vec![],
                 at_ms: T0,
             };
 

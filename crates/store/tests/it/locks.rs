@@ -29,6 +29,7 @@ contract!(many_job_writers_never_deadlock, |db| {
                 .collect(),
             whys: Vec::new(),
             prices: Vec::new(),
+            holds: vec![],
             at_ms: T0 + 1,
         })
         .await
@@ -58,6 +59,7 @@ contract!(many_job_writers_never_deadlock, |db| {
                         placements,
                         whys,
                         prices: Vec::new(),
+                        holds: vec![],
                         at_ms: T0 + 10 + i as i64,
                     })
                     .await

@@ -95,7 +95,12 @@ contract!(usage_pages_follow_the_key_order, |db| {
         .into_iter()
         .map(|(task, seq)| usage("j1", task, 1, seq, &w.pool))
         .collect();
-    store.report(&w.site, &[], &records, T0 + 10).await.unwrap();
+    // Two minutes of records per attempt: reported a minute after the
+    // placement, within the window and its minute of slack.
+    store
+        .report(&w.site, &[], &records, T0 + 61_000)
+        .await
+        .unwrap();
 
     let pages = usage_pages(&*store, "j1", 4).await;
     let keys: Vec<Vec<(u64, u32)>> = pages

@@ -40,6 +40,7 @@ contract!(a_round_records_attempt_prices_and_pool_prices, |db| {
                 pool: w.pool.clone(),
                 price: at(2_500_000, 250_000),
             }],
+            holds: vec![],
             at_ms: T0 + 10,
         })
         .await
@@ -86,6 +87,7 @@ contract!(a_round_records_attempt_prices_and_pool_prices, |db| {
                 pool: w.pool.clone(),
                 price: at(2_500_000, 0),
             }],
+            holds: vec![],
             at_ms: T0 + 20,
         })
         .await

@@ -69,7 +69,9 @@ contract!(report_status_and_usage, |db| {
             &w.site,
             &[],
             &[usage("j1", 0, 1, 0, &w.pool), usage("j1", 0, 1, 1, &w.pool)],
-            T0 + 13,
+            // Two minutes of records, a minute after the placement: within
+            // the window and its minute of slack.
+            T0 + 61_000,
         )
         .await
         .unwrap();
@@ -83,14 +85,14 @@ contract!(report_status_and_usage, |db| {
                 usage("j1", 0, 2, 0, &w.pool),
                 usage("j1", 7, 1, 0, &w.pool),
             ],
-            T0 + 14,
+            T0 + 61_001,
         )
         .await
         .unwrap();
     assert_eq!(u[0], ItemOutcome::Duplicate);
     assert!(rejected(&u[1]) && rejected(&u[2]), "{u:?}");
     let (_, u) = store
-        .report(&other, &[], &[usage("j1", 1, 1, 0, &w.pool)], T0 + 14)
+        .report(&other, &[], &[usage("j1", 1, 1, 0, &w.pool)], T0 + 61_001)
         .await
         .unwrap();
     assert!(rejected(&u[0]), "{u:?}");
@@ -150,14 +152,19 @@ contract!(report_status_and_usage, |db| {
     assert!(rejected(&s[0]), "{s:?}");
     // Usage of the finished attempt still counts (it may arrive late).
     let (_, u) = store
-        .report(&w.site, &[], &[usage("j1", 0, 1, 2, &w.pool)], T0 + 23)
+        .report(&w.site, &[], &[usage("j1", 0, 1, 2, &w.pool)], T0 + 121_000)
         .await
         .unwrap();
     assert_eq!(u, [ItemOutcome::Accepted]);
 
     // A short task may succeed before its start report arrives.
     let (s, _) = store
-        .report(&w.site, &[status("j1", 1, 1, "succeeded")], &[], T0 + 30)
+        .report(
+            &w.site,
+            &[status("j1", 1, 1, "succeeded")],
+            &[],
+            T0 + 121_001,
+        )
         .await
         .unwrap();
     assert_eq!(s, [ItemOutcome::Accepted]);

@@ -59,6 +59,7 @@ contract!(round_places_pending_tasks, |db| {
                 ("j2".into(), Some("bid below the market price".into())),
             ],
             prices: Vec::new(),
+            holds: vec![],
             at_ms: T0 + 100,
         })
         .await
@@ -119,6 +120,7 @@ contract!(round_places_pending_tasks, |db| {
                 ("j2".into(), Some("1 task waits".into())),
             ],
             prices: Vec::new(),
+            holds: vec![],
             at_ms: T0 + 200,
         })
         .await
@@ -175,6 +177,7 @@ contract!(assignments_for_a_site, |db| {
             ],
             whys: vec![],
             prices: Vec::new(),
+            holds: vec![],
             at_ms: T0 + 1,
         })
         .await

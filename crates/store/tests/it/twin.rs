@@ -35,6 +35,7 @@ async fn drive(store: &dyn Store, tenant: &str, input: &Input) {
                 placements: placements.clone(),
                 whys: Vec::new(),
                 prices: Vec::new(),
+                holds: vec![],
                 at_ms: *at_ms,
             };
             store.apply_round(&round).await.expect("round");
@@ -47,7 +48,13 @@ async fn drive(store: &dyn Store, tenant: &str, input: &Input) {
         } => {
             let records: Vec<UsageIn> = records
                 .iter()
-                .map(|u| usage(&u.job, u.task, u.attempt, u.seq, &u.pool))
+                // The script's quantities: its wrong units and over-long
+                // wall times must be refused by the store as by the model.
+                .map(|u| UsageIn {
+                    units: u.units,
+                    wall_ms: u.wall_ms,
+                    ..usage(&u.job, u.task, u.attempt, u.seq, &u.pool)
+                })
                 .collect();
             store
                 .report(site, statuses, &records, *at_ms)

@@ -179,6 +179,35 @@ async fn agents_run_a_job_across_sites() {
         .map(|p| p["lines"].as_u64().unwrap())
         .sum();
     assert_eq!(pool_lines, lines.len() as u64);
+    // The money moved: every hold settled, the wallet charged the bill's
+    // total to the micro-yuan, the provider paid it (no fee), nothing held.
+    let total = bill["totals"]["total_micro_yuan"]
+        .as_i64()
+        .expect("a total");
+    assert!(total > 0, "{bill:#}");
+    let wallet = tenant.api.get("/v1/wallet").await.expect(200);
+    assert_eq!(wallet["held_micro_yuan"], 0, "{wallet}");
+    assert_eq!(
+        wallet["balance_micro_yuan"].as_i64(),
+        Some(crate::server::harness::Server::TENANT_WALLET_MICRO - total),
+        "{wallet} {bill:#}"
+    );
+    assert_eq!(
+        earnings["settled_micro_yuan"], earnings["earned_micro_yuan"],
+        "{earnings:#}"
+    );
+    let check = server
+        .cli(
+            &server.operator_token(),
+            &["ledger", "check", "--output", "json"],
+        )
+        .await
+        .expect(0)
+        .json();
+    assert!(
+        check["transfers"].as_u64().is_some_and(|n| n > 0),
+        "{check}"
+    );
     tenant.api.get("/v1/earnings").await.not_found();
     // Another tenant sees no such job.
     let other = server.tenant("other").await;

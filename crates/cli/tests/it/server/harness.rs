@@ -338,9 +338,34 @@ impl Server {
         self.operator.clone()
     }
 
-    /// The operator creates a tenant; the client carries its first token.
+    /// Every tenant a test makes has this much in its wallet, so that
+    /// holds at placement never stop work a test did not mean to stop:
+    /// 10 million yuan.
+    pub const TENANT_WALLET_MICRO: i64 = 10_000_000_000_000;
+
+    /// The operator creates a tenant and tops its wallet up with
+    /// [`Self::TENANT_WALLET_MICRO`]; the client carries its first token.
     pub async fn tenant(&self, name: &str) -> Principal {
+        let tenant = self.principal("tenants", name).await;
+        self.top_up(&tenant.id, Self::TENANT_WALLET_MICRO).await;
+        tenant
+    }
+
+    /// A tenant with no wallet yet: nothing of its priced work is placed.
+    pub async fn tenant_unfunded(&self, name: &str) -> Principal {
         self.principal("tenants", name).await
+    }
+
+    /// The operator tops `tenant`'s wallet up by `amount_micro`.
+    pub async fn top_up(&self, tenant: &str, amount_micro: i64) {
+        let id = format!("test-{}", topup_id(tenant, amount_micro));
+        self.operator()
+            .post(
+                &format!("/v1/tenants/{tenant}/wallet/topups"),
+                json!({ "topup_id": id, "amount_micro_yuan": amount_micro }),
+            )
+            .await
+            .expect(200);
     }
 
     pub async fn provider(&self, name: &str) -> Principal {
@@ -539,6 +564,27 @@ impl Api {
                 .body(body.to_vec()),
         )
         .await
+    }
+
+    /// The token this client sends.
+    pub fn token(&self) -> &str {
+        self.token.as_deref().expect("a client with a token")
+    }
+
+    /// A POST of `body` where a server that does not answer is an `Err`,
+    /// not a panic.
+    pub async fn try_post(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, String), reqwest::Error> {
+        let response = self
+            .request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await?))
     }
 
     /// The same, but a server that does not answer is an `Err`, not a panic.
@@ -848,4 +894,12 @@ pub fn cpu_pool(name: &str, capacity: u64, price: f64) -> Value {
 /// The number of tasks of a job view in `state`.
 pub fn count(job: &Value, state: &str) -> u64 {
     job["tasks"][state].as_u64().unwrap_or(0)
+}
+
+/// A top-up id unique per call: the tenant and a process-wide counter.
+fn topup_id(tenant: &str, amount_micro: i64) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tail: String = tenant.chars().rev().take(24).collect();
+    format!("{tail}-{amount_micro}-{n}")
 }

@@ -26,6 +26,14 @@ async fn lifecycle(db: Db) {
     let tenant_id = text(&tenant, "id");
     let tenant_token = text(&tenant, "token");
     assert!(tenant_token.starts_with("swt_"), "{tenant}");
+    // Work is placed only as far as the tenant's wallet holds it.
+    server
+        .cli(
+            &operator,
+            &["wallet", "topup", &tenant_id, "100", "--topup-id", "first"],
+        )
+        .await
+        .expect(0);
     let provider = server
         .cli(
             &operator,

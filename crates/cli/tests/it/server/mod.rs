@@ -29,6 +29,7 @@ macro_rules! both_backends {
 mod access;
 mod bodies;
 mod crash;
+mod crash_money;
 mod deadline;
 mod failover;
 pub mod harness;

@@ -109,8 +109,9 @@ async fn rate_limit(db: Db) {
     let server = db
         .serve_with("rate_limit_per_s = 1\nrate_limit_burst = 3\n")
         .await;
-    let tenant = server.tenant("acme").await;
-    let other = server.tenant("other").await;
+    // Unfunded: a top-up is an operator request the limit would count.
+    let tenant = server.tenant_unfunded("acme").await;
+    let other = server.tenant_unfunded("other").await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
         statuses.push(tenant.api.get("/v1/whoami").await.status);

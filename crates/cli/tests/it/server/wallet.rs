@@ -10,7 +10,7 @@ both_backends!(wallets, wallets_sqlite, wallets_postgres);
 
 async fn wallets(db: Db) {
     let server = db.serve().await;
-    let tenant = server.tenant("acme").await;
+    let tenant = server.tenant_unfunded("acme").await;
     let provider = server.provider("power").await;
     let operator = server.operator_token();
 
@@ -124,4 +124,93 @@ async fn wallets(db: Db) {
     assert_eq!(checked["transfers"], 1, "{checked}");
     assert!(checked["accounts"].as_u64() >= Some(6), "{checked}");
     tenant.api.get("/v1/ledger/check").await.not_found();
+}
+
+both_backends!(
+    rounds_hold_only_what_wallets_have,
+    rounds_hold_only_what_wallets_have_sqlite,
+    rounds_hold_only_what_wallets_have_postgres
+);
+
+/// The round is a budget constraint: a wallet that covers 10 tasks gets
+/// 10 placed, and `job why` says what the rest would hold and what the
+/// wallet has; a top-up lets the rest go.
+async fn rounds_hold_only_what_wallets_have(db: Db) {
+    use std::time::Duration;
+
+    use super::harness::{cpu_pool, hello, text, wait_for};
+
+    let server = db.serve_with("round_interval_ms = 200\n").await;
+    let tenant = server.tenant_unfunded("thrifty").await;
+    let provider = server.provider("power").await;
+    let site = server.site(&provider, "gy-01", "guian").await;
+    // Room for all 30 at 1 yuan per core-hour: no congestion, the price
+    // is the list price.
+    site.put_pools(json!([cpu_pool("cpu", 64, 1.0)])).await;
+    site.heartbeat().await;
+    // 30 tasks of one core for an hour: each holds 1 yuan.
+    let mut job = hello("budget");
+    job["tasks"] = json!(30);
+    job["hours"] = json!(1.0);
+    job["bid_yuan_per_unit_hour"] = json!(2.0);
+    let id = text(&tenant.api.submit(&job).await, "id");
+
+    // No wallet: nothing placed, and why says so.
+    let why = wait_for("the wallet's reason", Duration::from_secs(20), || async {
+        let view = tenant.api.job(&id).await;
+        view["why"]
+            .as_str()
+            .filter(|why| why.starts_with("wallet:"))
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(why.contains("30 more tasks would hold 30 yuan"), "{why}");
+    assert_eq!(
+        super::harness::count(&tenant.api.job(&id).await, "placed"),
+        0
+    );
+
+    // 10 yuan: exactly 10 tasks.
+    server.top_up(&tenant.id, 10_000_000).await;
+    let view = wait_for("10 placed", Duration::from_secs(20), || async {
+        let view = tenant.api.job(&id).await;
+        (super::harness::count(&view, "placed") == 10).then_some(view)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let view_after = tenant.api.job(&id).await;
+    assert_eq!(
+        super::harness::count(&view_after, "placed"),
+        10,
+        "never more: {view_after}"
+    );
+    let why = view_after["why"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        why.contains("20 more tasks would hold 20 yuan")
+            && why.contains("the wallet had 0 yuan to hold"),
+        "{why} {view}"
+    );
+    let run = server
+        .cli(&tenant.token, &["job", "why", &id])
+        .await
+        .expect(0);
+    assert!(
+        run.stdout.contains("20 more tasks would hold 20 yuan"),
+        "{}",
+        run.stdout
+    );
+    let wallet = tenant.api.get("/v1/wallet").await.expect(200);
+    assert_eq!(wallet["held_micro_yuan"], 10_000_000, "{wallet}");
+    assert_eq!(wallet["available_micro_yuan"], 0, "{wallet}");
+
+    // A top-up lets the rest go.
+    server.top_up(&tenant.id, 25_000_000).await;
+    wait_for("all 30 placed", Duration::from_secs(20), || async {
+        let view = tenant.api.job(&id).await;
+        (super::harness::count(&view, "placed") == 30).then_some(view)
+    })
+    .await;
+    let wallet = tenant.api.get("/v1/wallet").await.expect(200);
+    assert_eq!(wallet["held_micro_yuan"], 30_000_000, "{wallet}");
+    assert_eq!(wallet["available_micro_yuan"], 5_000_000, "{wallet}");
 }

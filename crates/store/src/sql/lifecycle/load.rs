@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use suanwang_core::lifecycle::{Counts, TaskState};
-use suanwang_core::machine::{Job, Site, TaskKey, TaskNow, View};
+use suanwang_core::machine::{AttemptAt, Job, Site, TaskKey, TaskNow, UsageKey, View};
 use suanwang_core::spec::JobKind;
 
 use crate::conn::{Arg, Conn};
 use crate::sql::{
-    flag, int, job_counts, known, placeholders, quoted, tail, JobId, Named, TaskOf, ACTIVE,
+    flag, int, job_counts, known, placeholders, quoted, tail, values, JobId, Named, TaskOf, ACTIVE,
     INSERT_ROWS_MAX, PENDING,
 };
 use crate::Result;
@@ -98,9 +98,10 @@ struct TaskSelect {
     attempt: i64,
     site: Option<String>,
     pool: Option<String>,
+    placed_at_ms: Option<i64>,
 }
 
-const TASK_COLUMNS: &str = "job, idx, state, attempt, site, pool";
+const TASK_COLUMNS: &str = "job, idx, state, attempt, site, pool, placed_at_ms";
 
 fn task_of(row: TaskSelect) -> Result<(TaskKey, TaskNow)> {
     let of = TaskOf(&row.job, row.idx);
@@ -109,6 +110,7 @@ fn task_of(row: TaskSelect) -> Result<(TaskKey, TaskNow)> {
         attempt: int("tasks.attempt", of, row.attempt)?,
         site: row.site,
         pool: row.pool,
+        placed_at_ms: row.placed_at_ms,
     };
     let idx = int("tasks.idx", of, row.idx)?;
     Ok(((row.job, idx), task))
@@ -300,4 +302,103 @@ pub(crate) async fn pending_rows(
         }
     }
     Ok(pending)
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct UsageStored {
+    job: String,
+    task: i64,
+    attempt: i64,
+    seq: i64,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct WallStored {
+    job: String,
+    task: i64,
+    attempt: i64,
+    wall_ms: i64,
+}
+
+/// What a report's usage records of `site` are decided on besides their
+/// tasks: which of their keys are stored already, and the wall time stored
+/// per attempt they name (`View::usage`, `View::usage_wall_ms`). Set-wise:
+/// two statements per 500 records, answered from the primary key. The
+/// records' jobs must be locked first, so that a concurrent report of the
+/// same attempt waits and then sees what this one stored.
+pub(crate) async fn usage_stored(
+    conn: &mut impl Conn,
+    site: &str,
+    records: &[(&str, u64, u32, u32)],
+    view: &mut View,
+) -> Result<()> {
+    let mut keys: Vec<(&str, u64, u32, u32)> = records.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    for chunk in keys.chunks(INSERT_ROWS_MAX) {
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 5);
+        for &(job, task, attempt, seq) in chunk {
+            args.extend([
+                site.into(),
+                job.into(),
+                task.into(),
+                attempt.into(),
+                seq.into(),
+            ]);
+        }
+        let rows: Vec<UsageStored> = conn
+            .fetch_all(
+                &format!(
+                    "SELECT job, task, attempt, seq FROM usage \
+                     WHERE (site, job, task, attempt, seq) IN (VALUES {})",
+                    values(chunk.len(), 5)
+                ),
+                &args,
+            )
+            .await?;
+        for row in rows {
+            let of = TaskOf(&row.job, row.task);
+            let key: UsageKey = (
+                site.to_owned(),
+                row.job.clone(),
+                int("usage.task", of, row.task)?,
+                int("usage.attempt", of, row.attempt)?,
+                int("usage.seq", of, row.seq)?,
+            );
+            view.usage.insert(key);
+        }
+    }
+    let mut attempts: Vec<(&str, u64, u32)> = keys
+        .iter()
+        .map(|&(job, task, attempt, _)| (job, task, attempt))
+        .collect();
+    attempts.dedup();
+    for chunk in attempts.chunks(INSERT_ROWS_MAX) {
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * 4);
+        for &(job, task, attempt) in chunk {
+            args.extend([site.into(), job.into(), task.into(), attempt.into()]);
+        }
+        let rows: Vec<WallStored> = conn
+            .fetch_all(
+                &format!(
+                    "SELECT job, task, attempt, CAST(SUM(wall_ms) AS BIGINT) AS wall_ms FROM usage \
+                     WHERE (site, job, task, attempt) IN (VALUES {}) GROUP BY job, task, attempt",
+                    values(chunk.len(), 4)
+                ),
+                &args,
+            )
+            .await?;
+        for row in rows {
+            let of = TaskOf(&row.job, row.task);
+            let attempt: AttemptAt = (
+                site.to_owned(),
+                row.job.clone(),
+                int("usage.task", of, row.task)?,
+                int("usage.attempt", of, row.attempt)?,
+            );
+            view.usage_wall_ms
+                .insert(attempt, int("usage.wall_ms", of, row.wall_ms)?);
+        }
+    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ use suanwang_core::spec::JobKind;
 
 use crate::backend::Backend;
 use crate::conn::{Conn, Tx};
-use crate::sql::{quoted, usage};
+use crate::sql::{holds, quoted, usage};
 use crate::{
     Audit, Idem, IdemOutcome, ItemOutcome, MissedDeadline, Result, RoundWrite, StatusIn,
     StoreError, UsageIn,
@@ -118,6 +118,15 @@ pub(crate) async fn expire_leases(store: &impl Backend, now_ms: i64) -> Result<u
     let changes = lease::lapse(&view, &lapsed);
     let lost = changes.events_of(EventKind::Lost);
     apply::changes(&mut tx, &changes, now_ms).await?;
+    holds::settle_in(
+        &mut tx,
+        &view,
+        &changes,
+        &BTreeSet::new(),
+        &store.money(),
+        now_ms,
+    )
+    .await?;
     tx.commit().await?;
     Ok(lost)
 }
@@ -173,15 +182,25 @@ pub(crate) async fn report(
     for (key, task) in load::tasks(&mut tx, &unlocked, false).await? {
         view.tasks.entry(key).or_insert(task);
     }
-    let usage_in: Vec<Usage> = records.iter().map(usage_of).collect();
-    let decided = report::report(&view, site, statuses, &usage_in);
+    let usage_in: Vec<Usage> = usage_of(&mut tx, site, records, &mut view).await?;
+    let decided = report::report(&view, site, statuses, &usage_in, now_ms);
+    // The accepted records, stored in a few statements. The record's key
+    // makes a resend harmless: one stored by a report that committed
+    // meanwhile is a duplicate too.
+    let accepted: Vec<&UsageIn> = records
+        .iter()
+        .zip(&decided.usage)
+        .filter(|(_, outcome)| **outcome == Outcome::Accepted)
+        .map(|(record, _)| record)
+        .collect();
+    let mut now_stored = usage::insert_all(&mut tx, site, &accepted, now_ms)
+        .await?
+        .into_iter();
     let mut usage_outcomes = Vec::with_capacity(records.len());
-    let mut stored = Vec::new();
+    let mut stored = Vec::with_capacity(accepted.len());
     for (record, outcome) in records.iter().zip(decided.usage) {
         let outcome = match outcome {
-            // The record's key makes a resend harmless: one stored by a
-            // report that committed meanwhile is a duplicate too.
-            Outcome::Accepted if !usage::insert(&mut tx, site, record, now_ms).await? => {
+            Outcome::Accepted if !now_stored.next().expect("one answer per accepted record") => {
                 Outcome::Duplicate
             }
             other => other,
@@ -191,21 +210,53 @@ pub(crate) async fn report(
         }
         usage_outcomes.push(outcome);
     }
+    assert!(
+        now_stored.next().is_none(),
+        "one answer per accepted record"
+    );
     // Billed exactly once: in the transaction that stores the record.
-    crate::sql::bills::rate_in(&mut tx, site, &stored, now_ms).await?;
+    let rated = crate::sql::bills::rate_in(&mut tx, site, &stored, now_ms).await?;
     apply::changes(&mut tx, &decided.changes, now_ms).await?;
+    // Ledger accounts last (the lock order).
+    holds::settle_in(
+        &mut tx,
+        &view,
+        &decided.changes,
+        &rated,
+        &store.money(),
+        now_ms,
+    )
+    .await?;
     tx.commit().await?;
     Ok((decided.statuses, usage_outcomes))
 }
 
-fn usage_of(record: &UsageIn) -> Usage {
-    Usage {
-        job: record.job.clone(),
-        task: record.task,
-        attempt: record.attempt,
-        seq: record.seq,
-        pool: record.pool.clone(),
-    }
+/// The records as the machine decides on them, and what it decides them
+/// against: their stored keys and their attempts' stored wall time (after
+/// their jobs are locked).
+async fn usage_of(
+    conn: &mut impl crate::conn::Conn,
+    site: &str,
+    records: &[UsageIn],
+    view: &mut View,
+) -> Result<Vec<Usage>> {
+    let keys: Vec<(&str, u64, u32, u32)> = records
+        .iter()
+        .map(|u| (u.job.as_str(), u.task, u.attempt, u.seq))
+        .collect();
+    load::usage_stored(conn, site, &keys, view).await?;
+    Ok(records
+        .iter()
+        .map(|record| Usage {
+            job: record.job.clone(),
+            task: record.task,
+            attempt: record.attempt,
+            seq: record.seq,
+            pool: record.pool.clone(),
+            units: record.units,
+            wall_ms: record.wall_ms,
+        })
+        .collect())
 }
 
 /// Cancels `job` (`machine::ending::cancel`). Records `idem` in the same
@@ -237,6 +288,15 @@ pub(crate) async fn cancel(
     view.tasks = load::tasks_in(&mut tx, job, &unfinished).await?;
     let changes = ending::cancel(&view, job, &audit.principal).expect("the job was loaded");
     apply::changes(&mut tx, &changes, audit.at_ms).await?;
+    holds::settle_in(
+        &mut tx,
+        &view,
+        &changes,
+        &BTreeSet::new(),
+        &store.money(),
+        audit.at_ms,
+    )
+    .await?;
     crate::sql::audit_in(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(IdemOutcome::Done)
@@ -261,6 +321,7 @@ pub(crate) async fn fail_missed_deadlines(
     let jobs = load::jobs(&mut tx, &ids, true, true).await?;
     let mut failed = 0u64;
     let mut all = Changes::default();
+    let mut seen = View::default();
     for m in missed {
         let Some(job) = jobs.get(&m.job) else {
             continue;
@@ -277,8 +338,19 @@ pub(crate) async fn fail_missed_deadlines(
         let changes = ending::deadline_missed(&view, &m.job, m.deadline_ms);
         failed += changes.tasks_to(TaskState::Failed);
         all.merge(changes);
+        seen.jobs.extend(view.jobs);
+        seen.tasks.extend(view.tasks);
     }
     apply::changes(&mut tx, &all, now_ms).await?;
+    holds::settle_in(
+        &mut tx,
+        &seen,
+        &all,
+        &BTreeSet::new(),
+        &store.money(),
+        now_ms,
+    )
+    .await?;
     tx.commit().await?;
     Ok(failed)
 }
@@ -319,8 +391,33 @@ pub(crate) async fn write_round<B: Backend>(tx: &mut B::Tx<'_>, round: &RoundWri
     let updates = plan.job_updates(&jobs, &round.whys);
     let sites: Vec<&str> = plan.sites.iter().copied().collect();
     B::write_round_rows(tx, &events, &updates, &sites, round.at_ms).await?;
-    // Pools last: after sites in the lock order.
-    super::prices::write(tx, &round.prices, round.at_ms).await
+    // Pools after sites in the lock order; then the holds, whose ledger
+    // accounts come last.
+    super::prices::write(tx, &round.prices, round.at_ms).await?;
+    // A hold counts the attempts the plan really made: a job cancelled
+    // since the round read it placed fewer (or none), and its hold must
+    // still end when they do. Its amount stays what the round reserved
+    // (never less than what was placed; the rest is released at settling).
+    let mut placed: BTreeMap<&str, u64> = BTreeMap::new();
+    for (&(job, _, _), count) in &plan.placed {
+        *placed.entry(job).or_default() += count;
+    }
+    let kept: Vec<crate::RoundHold> = round
+        .holds
+        .iter()
+        .filter_map(|hold| {
+            let attempts = placed.get(hold.job.as_str()).copied().unwrap_or(0);
+            assert!(
+                attempts <= hold.attempts,
+                "a round places no more than planned"
+            );
+            (attempts > 0).then(|| crate::RoundHold {
+                attempts,
+                ..hold.clone()
+            })
+        })
+        .collect();
+    holds::write_in(tx, &kept, round.at_ms).await
 }
 
 /// Rows for the never-placed tasks `low..high` of `job`, in `state`
